@@ -1,0 +1,105 @@
+"""Forms for first-run setup, sign-in with lock-out, invitations and the team page."""
+
+import math
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from rivya_dashboard.accounts.models import FailedLogin, Role, User
+
+LOCKOUT_WINDOW = timedelta(minutes=15)
+MAX_LOCKOUT_MINUTES = 60
+
+
+class MemberCreationForm(BaseUserCreationForm):
+    """Username, e-mail and a password checked by every configured validator."""
+
+    email = forms.EmailField(label=_("E-mail"))
+
+    class Meta:
+        model = User
+        fields = ("username", "email")
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(_("That username is taken; choose another."))
+        return username
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("A member with this e-mail already exists."))
+        return email
+
+
+class InviteAcceptForm(MemberCreationForm):
+    """The e-mail comes from the invitation and cannot be changed by the invitee."""
+
+    def __init__(self, *args, invite_email: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].initial = invite_email
+        self.fields["email"].disabled = True
+
+
+def lockout_remaining(username: str) -> timedelta | None:
+    """The wait before another attempt, growing with each failure past the limit."""
+    since = timezone.now() - LOCKOUT_WINDOW
+    failures = FailedLogin.objects.filter(username__iexact=username, at__gte=since)
+    count = failures.count()
+    limit = settings.RIVYA_LOGIN_MAX_FAILURES
+    if count < limit:
+        return None
+    last = failures.order_by("-at").values_list("at", flat=True).first()
+    wait = timedelta(minutes=min(2 ** (count - limit), MAX_LOCKOUT_MINUTES))
+    remaining = last + wait - timezone.now()
+    return remaining if remaining > timedelta(0) else None
+
+
+class SignInForm(AuthenticationForm):
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username", "")
+        remaining = lockout_remaining(username) if username else None
+        if remaining is not None:
+            minutes = max(1, math.ceil(remaining.total_seconds() / 60))
+            raise forms.ValidationError(
+                ngettext(
+                    "Too many failed sign-ins for this account. Try again in %(n)d minute.",
+                    "Too many failed sign-ins for this account. Try again in %(n)d minutes.",
+                    minutes,
+                )
+                % {"n": minutes},
+                code="locked",
+            )
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            if username:
+                FailedLogin.objects.create(
+                    username=username,
+                    ip=self.request.META.get("REMOTE_ADDR") if self.request else None,
+                )
+            raise
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail"))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.OPERATOR)
+    days = forms.IntegerField(
+        label=_("Link valid for (days)"), min_value=1, max_value=30, initial=7
+    )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("A member with this e-mail already exists."))
+        return email
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)

@@ -1,0 +1,38 @@
+"""The navigation bar: a section appears once its page exists and the member's role may open it."""
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from rivya_dashboard.accounts.models import Role
+
+# (url name, label, least role). Sections whose URL is not routed yet are left out, not dead links.
+SECTIONS = [
+    ("models", _("Models"), Role.VIEWER),
+    ("generate", _("Generate"), Role.OPERATOR),
+    ("files", _("Files"), Role.VIEWER),
+    ("chat", _("Chat"), Role.OPERATOR),
+    ("credits", _("Credits"), Role.VIEWER),
+    ("webhooks", _("Webhooks"), Role.ADMIN),
+    ("inbox", _("Inbox"), Role.OPERATOR),
+    ("keys", _("Keys"), Role.VIEWER),
+    ("team", _("Team"), Role.OWNER),
+    ("audit", _("Audit"), Role.ADMIN),
+    ("sandbox-control", _("Sandbox"), Role.ADMIN),
+]
+
+
+def navigation(request: HttpRequest) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_sections": []}
+    sections = []
+    for name, label, minimum in SECTIONS:
+        if not user.has_role(minimum):
+            continue
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        sections.append({"url": url, "label": label, "active": request.path.startswith(url)})
+    return {"nav_sections": sections}

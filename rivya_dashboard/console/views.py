@@ -1,0 +1,45 @@
+"""The dashboard home, the health check and the styled error pages."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.console.first_steps import first_steps
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    context = {
+        "checklist": first_steps(request.user),
+        "member_count": User.objects.filter(is_active=True).count(),
+    }
+    return render(request, "console/home.html", context)
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return render(request, "500.html", status=500)

@@ -1,0 +1,3 @@
+"""The sandbox's URL namespace; the emulator's routes are added here."""
+
+urlpatterns: list = []

@@ -1,0 +1,172 @@
+"""Settings for the Rivya Console, read from the environment through rivya_dashboard.env.
+
+Every variable read here is listed in the README's table; tests/unit/test_settings.py checks it.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from rivya_dashboard.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    generated_secret_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("RIVYA_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+SECRET_KEY = env_secret("SECRET_KEY") or generated_secret_file(DATA_DIR / "secret_key")
+DEBUG = env_bool("RIVYA_DEBUG", False)
+ALLOWED_HOSTS = env_list("RIVYA_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("RIVYA_CSRF_TRUSTED_ORIGINS", [])
+RIVYA_PUBLIC_URL = env_str("RIVYA_PUBLIC_URL", "").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "django_tasks",
+    "django_tasks_db",
+    "rivya_dashboard.accounts",
+    "rivya_dashboard.console",
+    "rivya_dashboard.sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "rivya_dashboard.csp.ContentSecurityPolicyMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rivya_dashboard.accounts.middleware.SetupRequiredMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "rivya_dashboard.urls"
+WSGI_APPLICATION = "rivya_dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "rivya_dashboard.csp.csp_nonce",
+                "rivya_dashboard.accounts.navigation.navigation",
+            ],
+            "builtins": ["template_partials.templatetags.partials"],
+        },
+    }
+]
+
+# SQLite is the embedded default: WAL lets readers and the one writer work at once,
+# IMMEDIATE transactions take the write lock up front so concurrent writers queue on the busy
+# timeout instead of failing with "database is locked" on lock upgrade.
+SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+DATABASE_URL = env_secret("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "rivya.sqlite3",
+            "OPTIONS": {
+                "init_command": SQLITE_INIT,
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("RIVYA_SQLITE_TIMEOUT", 20, minimum=5),
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+RIVYA_LOGIN_MAX_FAILURES = env_int("RIVYA_LOGIN_MAX_FAILURES", 5, minimum=1)
+RIVYA_INVITE_DAYS = env_int("RIVYA_INVITE_DAYS", 7, minimum=1)
+
+# Sessions: absolute lifetime is the cookie age; the idle limit is enforced by
+# SessionLifetimeMiddleware, which refreshes its timestamp at most once a minute.
+RIVYA_SESSION_IDLE_MINUTES = env_int("RIVYA_SESSION_IDLE_MINUTES", 30, minimum=1)
+RIVYA_SESSION_MAX_HOURS = env_int("RIVYA_SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = RIVYA_SESSION_MAX_HOURS * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+SECURE_COOKIES = env_bool("RIVYA_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SECURE_SSL_REDIRECT = env_bool("RIVYA_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("RIVYA_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+if env_bool("RIVYA_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_ROOT = DATA_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("RIVYA_LOG_LEVEL", "INFO").upper()},
+}
+
+# Sandbox: the built-in Rivya API v1 emulator under /sandbox/api/v1/.
+RIVYA_SANDBOX = env_bool("RIVYA_SANDBOX", True)

@@ -1,0 +1,18 @@
+"""Top-level URL map; each app owns its namespace."""
+
+from django.urls import include, path
+
+from rivya_dashboard.accounts import views as account_views
+from rivya_dashboard.console import views as console_views
+
+urlpatterns = [
+    path("", console_views.home, name="home"),
+    path("healthz", console_views.healthz, name="healthz"),
+    path("setup/", account_views.setup, name="setup"),
+    path("accounts/", include("rivya_dashboard.accounts.urls")),
+    path("sandbox/", include("rivya_dashboard.sandbox.urls")),
+]
+
+handler403 = "rivya_dashboard.console.views.forbidden"
+handler404 = "rivya_dashboard.console.views.not_found"
+handler500 = "rivya_dashboard.console.views.server_error"

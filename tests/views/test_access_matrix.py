@@ -1,0 +1,111 @@
+"""Every URL pattern of the project has an expected-access entry; the matrix checks each role.
+
+Deny by default: a new URL without an entry below fails `test_every_url_has_an_entry`.
+"""
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from rivya_dashboard.accounts.models import ROLE_RANK, Role
+from tests.conftest import make_member
+
+PUBLIC = "public"  # anyone, signed in or not
+API = "api"  # machine endpoints with their own authentication (bearer keys, inbox tokens)
+ROLES = [Role.OWNER, Role.ADMIN, Role.OPERATOR, Role.VIEWER]
+
+
+@dataclass(frozen=True)
+class Access:
+    minimum: str
+    method: str = "GET"
+    kwargs: dict = field(default_factory=dict)
+
+
+ACCESS: dict[str, Access] = {
+    "home": Access(Role.VIEWER),
+    "healthz": Access(PUBLIC),
+    "setup": Access(PUBLIC),
+    "login": Access(PUBLIC),
+    "logout": Access(PUBLIC, method="POST"),
+    "team": Access(Role.OWNER),
+    "invite-create": Access(Role.OWNER, method="POST"),
+    "invite-revoke": Access(Role.OWNER, method="POST", kwargs={"pk": 1}),
+    "member-role": Access(Role.OWNER, method="POST", kwargs={"pk": "target"}),
+    "member-active": Access(Role.OWNER, method="POST", kwargs={"pk": "target"}),
+    "invite-accept": Access(PUBLIC, kwargs={"token": "not-a-real-token"}),
+    "audit": Access(Role.ADMIN),
+    "audit-export": Access(Role.ADMIN),
+}
+
+# URL namespaces whose every pattern shares one rule.
+NAMESPACE_ACCESS: dict[str, str] = {}
+
+
+def walk(resolver: URLResolver, namespace: str = "") -> list[tuple[str, object]]:
+    found = []
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            found.extend(walk(entry, inner))
+        elif isinstance(entry, URLPattern):
+            found.append((f"{namespace}{entry.name or ''}", entry))
+    return found
+
+
+def all_url_names() -> list[str]:
+    return [name for name, _ in walk(get_resolver())]
+
+
+def expected_rule(name: str) -> str | None:
+    if name in ACCESS:
+        return ACCESS[name].minimum
+    namespace = name.split(":", 1)[0] if ":" in name else ""
+    return NAMESPACE_ACCESS.get(namespace)
+
+
+def test_every_url_has_an_entry():
+    missing = [name for name in all_url_names() if expected_rule(name) is None]
+    assert not missing, f"URL patterns without an expected-access entry: {missing}"
+
+
+def test_every_view_is_named():
+    unnamed = [name for name in all_url_names() if name.endswith(":") or not name]
+    assert not unnamed
+
+
+def url_for(name: str, access: Access, members) -> str:
+    kwargs = {
+        key: (members[value].pk if value in members else value)
+        for key, value in access.kwargs.items()
+    }
+    return reverse(name, kwargs=kwargs)
+
+
+def allowed(role: str, minimum: str) -> bool:
+    return minimum == PUBLIC or ROLE_RANK[Role(role)] >= ROLE_RANK[Role(minimum)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(ACCESS))
+def test_role_matrix(name, clients, members):
+    access = ACCESS[name]
+    # Actions aim at a bystander, so an allowed role's request cannot sign out the next role.
+    target = make_member(Role.VIEWER, "target")
+    url = url_for(name, access, {**members, "target": target})
+    for who, client in clients.items():
+        response = getattr(client, access.method.lower())(url)
+        if who == "outsider":
+            if access.minimum == PUBLIC:
+                assert response.status_code < 500, (name, who, response.status_code)
+            else:
+                assert response.status_code == 302, (name, who, response.status_code)
+                assert response["Location"].startswith(reverse("login")), (name, who)
+            continue
+        if allowed(who, access.minimum):
+            assert response.status_code not in (401, 403), (name, who, response.status_code)
+            assert response.status_code < 500, (name, who, response.status_code)
+        else:
+            assert response.status_code == 403, (name, who, response.status_code)
+            assert b"have access" in response.content
