@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "rivya_dashboard.accounts",
     "rivya_dashboard.console",
     "rivya_dashboard.sandbox",
+    "rivya_dashboard.vault",
+    "rivya_dashboard.chat",
 ]
 
 MIDDLEWARE = [
@@ -52,8 +54,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "rivya_dashboard.accounts.middleware.SetupRequiredMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After MessageMiddleware: the sign-out it forces leaves a message for the login page.
+    "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -160,6 +163,20 @@ STORAGES = {
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Generations and files (rivya_dashboard/console). Poll delays follow the contract's back-off and
+# are divided by RIVYA_POLL_SPEED, so a test against a fast sandbox clock does not wait seconds.
+RIVYA_MODELS_REFRESH_MINUTES = env_int("RIVYA_MODELS_REFRESH_MINUTES", 60, minimum=1)
+RIVYA_POLL_SPEED = env_int("RIVYA_POLL_SPEED", 1, minimum=1)
+RIVYA_POLL_MAX_MINUTES = env_int("RIVYA_POLL_MAX_MINUTES", 120, minimum=1)
+RIVYA_MEDIA_MAX_MB = env_int("RIVYA_MEDIA_MAX_MB", 500, minimum=1)
+RIVYA_UPLOAD_MAX_MB = env_int("RIVYA_UPLOAD_MAX_MB", 100, minimum=1)
+
+# Key vault: the keyring that encrypts stored API keys (rivya_dashboard/vault/crypto.py).
+# Empty means the console keeps its own keyring file in the data dir.
+RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
+# Custom base URLs may point at loopback/private addresses only when this is on.
+RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -170,3 +187,12 @@ LOGGING = {
 
 # Sandbox: the built-in Rivya API v1 emulator under /sandbox/api/v1/.
 RIVYA_SANDBOX = env_bool("RIVYA_SANDBOX", True)
+# Defaults of the sandbox's runtime settings (the control page can change them afterwards).
+RIVYA_SANDBOX_CLOCK_SPEED = env_int("RIVYA_SANDBOX_CLOCK_SPEED", 1, minimum=1)
+RIVYA_SANDBOX_FAILURE_RATE = env_int("RIVYA_SANDBOX_FAILURE_PERCENT", 0, minimum=0) / 100
+RIVYA_SANDBOX_RATE_LIMIT = env_int("RIVYA_SANDBOX_RATE_LIMIT", 600, minimum=1)
+RIVYA_SANDBOX_TOKEN_DELAY_MS = env_int("RIVYA_SANDBOX_TOKEN_DELAY_MS", 20, minimum=0)
+# Sandbox webhooks: the real API refuses loopback/private targets (§9.2), so local targets are off
+# unless asked for; fast retries turn the minute-scale retry schedule into seconds.
+RIVYA_SANDBOX_WEBHOOK_ALLOW_LOCAL = env_bool("RIVYA_SANDBOX_WEBHOOK_ALLOW_LOCAL", False)
+RIVYA_SANDBOX_WEBHOOK_FAST_RETRIES = env_bool("RIVYA_SANDBOX_WEBHOOK_FAST_RETRIES", False)

@@ -11,6 +11,9 @@ urlpatterns = [
     path("setup/", account_views.setup, name="setup"),
     path("accounts/", include("rivya_dashboard.accounts.urls")),
     path("sandbox/", include("rivya_dashboard.sandbox.urls")),
+    path("", include("rivya_dashboard.vault.urls")),
+    path("", include("rivya_dashboard.console.urls")),
+    path("chat/", include("rivya_dashboard.chat.urls")),
 ]
 
 handler403 = "rivya_dashboard.console.views.forbidden"

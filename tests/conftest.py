@@ -34,6 +34,8 @@ def no_real_network():
 
 @pytest.fixture(autouse=True)
 def _data_dir(settings, tmp_path):
+    # The vault's keyring file is created in DATA_DIR on first use: never the real one.
+    settings.DATA_DIR = tmp_path
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
@@ -71,3 +73,52 @@ def clients(members) -> dict[str, Client]:
 @pytest.fixture
 def owner_client(clients) -> Client:
     return clients[Role.OWNER]
+
+
+SANDBOX_BASE_URL = "http://testserver/sandbox/api/v1"
+
+
+@pytest.fixture
+def sandbox_key(db) -> str:
+    """A raw sandbox key with every scope, on a new account holding 1000 credits."""
+    from rivya_dashboard.sandbox.keys import issue_key
+
+    return issue_key()
+
+
+@pytest.fixture
+def sandbox_client(sandbox_key):
+    """A RivyaClient on the sandbox, in-process (no socket); retries do not sleep."""
+    from rivya_dashboard.rivya.client import RivyaClient
+    from tests.inprocess import in_process_session
+
+    return RivyaClient(
+        SANDBOX_BASE_URL, sandbox_key, session=in_process_session(), sleep=lambda seconds: None
+    )
+
+
+@pytest.fixture
+def api_in_process(monkeypatch):
+    """Every stored key's client reaches this project's sandbox in-process, whatever its URL."""
+    from rivya_dashboard.vault import transport
+    from tests.inprocess import in_process_session
+
+    session = in_process_session()
+    monkeypatch.setattr(transport, "session_for", lambda environment: session)
+    return session
+
+
+@pytest.fixture
+def vault_key(sandbox_key, members, api_in_process):
+    """A stored team key (sandbox environment) holding `sandbox_key`, added by the owner."""
+    from rivya_dashboard.vault.models import ApiKey
+
+    key = ApiKey.objects.create(
+        label="Team sandbox",
+        environment="sandbox",
+        base_url=SANDBOX_BASE_URL,
+        added_by=members[Role.OWNER],
+    )
+    key.store_secret(sandbox_key)
+    key.save(update_fields=["secret", "last4"])
+    return key

@@ -6,10 +6,12 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from rivya_dashboard.accounts.audit import client_ip, record
 from rivya_dashboard.accounts.models import FailedLogin, Role, User
 
 LOCKOUT_WINDOW = timedelta(minutes=15)
@@ -77,14 +79,21 @@ class SignInForm(AuthenticationForm):
                 code="locked",
             )
         try:
-            return super().clean()
+            data = super().clean()
         except forms.ValidationError:
             if username:
-                FailedLogin.objects.create(
-                    username=username,
-                    ip=self.request.META.get("REMOTE_ADDR") if self.request else None,
-                )
+                note_failed_login(username, self.request)
             raise
+        FailedLogin.objects.filter(username__iexact=username).delete()
+        return data
+
+
+def note_failed_login(username: str, request: HttpRequest | None) -> None:
+    ip = client_ip(request) if request else None
+    FailedLogin.objects.create(username=username, ip=ip)
+    # The owner sees in the audit log when guessing starts to lock an account.
+    if lockout_remaining(username) is not None:
+        record(None, "login.locked", username, request=request)
 
 
 class InviteForm(forms.Form):

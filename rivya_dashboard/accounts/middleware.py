@@ -7,9 +7,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRedirect
 
 from rivya_dashboard.accounts.models import User
 
@@ -36,6 +38,23 @@ STARTED_KEY = "rivya_started"
 SEEN_REFRESH_SECONDS = 60
 
 
+def stamp_session_start(sender: type, request: HttpRequest, user: User, **kwargs: object) -> None:
+    """Connected to user_logged_in: the absolute lifetime counts from the sign-in itself."""
+    now = int(time.time())
+    request.session[STARTED_KEY] = now
+    request.session[SEEN_KEY] = now
+
+
+def session_expiry_reason(session: SessionBase, now: int) -> str | None:
+    seen = session.get(SEEN_KEY, now)
+    started = session.get(STARTED_KEY, now)
+    if now - started > settings.RIVYA_SESSION_MAX_HOURS * 3600:
+        return _("Your session reached its maximum length. Sign in again to continue.")
+    if now - seen > settings.RIVYA_SESSION_IDLE_MINUTES * 60:
+        return _("You were signed out after a period of inactivity. Sign in again to continue.")
+    return None
+
+
 class SessionLifetimeMiddleware:
     """Sign out after RIVYA_SESSION_IDLE_MINUTES without a request, or RIVYA_SESSION_MAX_HOURS."""
 
@@ -46,14 +65,22 @@ class SessionLifetimeMiddleware:
         if request.user.is_authenticated:
             now = int(time.time())
             session = request.session
-            started = session.setdefault(STARTED_KEY, now)
-            seen = session.get(SEEN_KEY, now)
-            idle_limit = settings.RIVYA_SESSION_IDLE_MINUTES * 60
-            if now - seen > idle_limit or now - started > settings.RIVYA_SESSION_MAX_HOURS * 3600:
+            reason = session_expiry_reason(session, now)
+            if reason:
                 logout(request)
-                messages.info(request, _("You were signed out after a period of inactivity."))
-                return redirect_to_login(request.get_full_path())
+                messages.info(request, reason)
+                return signed_out_response(request)
+            # Sessions made before the stamp existed (force_login, older cookies) start now.
+            session.setdefault(STARTED_KEY, now)
             # Refresh at most once a minute so ordinary page views do not write the session.
             if now - session.get(SEEN_KEY, 0) >= SEEN_REFRESH_SECONDS:
                 session[SEEN_KEY] = now
         return self.get_response(request)
+
+
+def signed_out_response(request: HttpRequest) -> HttpResponse:
+    """htmx would swap the login page into a fragment, so it is told to load the whole page."""
+    login_url = redirect_to_login(request.get_full_path())["Location"]
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponseClientRedirect(login_url)
+    return redirect(login_url)

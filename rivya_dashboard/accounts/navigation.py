@@ -10,6 +10,7 @@ from rivya_dashboard.accounts.models import Role
 SECTIONS = [
     ("models", _("Models"), Role.VIEWER),
     ("generate", _("Generate"), Role.OPERATOR),
+    ("history", _("History"), Role.VIEWER),
     ("files", _("Files"), Role.VIEWER),
     ("chat", _("Chat"), Role.OPERATOR),
     ("credits", _("Credits"), Role.VIEWER),

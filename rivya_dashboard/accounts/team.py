@@ -1,5 +1,7 @@
 """Team rules: role changes, deactivation and invitations, each guarded and audited."""
 
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -40,13 +42,28 @@ def do_change_role(actor: User, member: User, role: str, request: HttpRequest) -
     record(actor, "member.role_changed", member.get_username(), request=request, old=old, new=role)
 
 
+def end_sessions(member: User) -> int:
+    """Delete the member's stored sessions, so reactivating them later revives none of them."""
+    member_id = str(member.pk)
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get(SESSION_KEY) == member_id
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
+
+
 @transaction.atomic
 def do_set_active(actor: User, member: User, active: bool, request: HttpRequest) -> None:
     """Deactivation ends the member's sessions at once: the auth backend refuses inactive users."""
     if member.is_active == active:
         return
     if not active:
+        if member == actor:
+            raise TeamRuleError(_("You can't deactivate yourself. Ask another owner to do it."))
         guard_last_owner(member)
+        end_sessions(member)
     member.is_active = active
     member.save(update_fields=["is_active"])
     action = "member.reactivated" if active else "member.deactivated"

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,6 +37,9 @@ def setup(request: HttpRequest) -> HttpResponse:
     form = MemberCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
+            # Two first visitors racing: the second finds the owner and goes to sign in.
+            if owner_exists():
+                return redirect("login")
             owner = form.save(commit=False)
             owner.role = Role.OWNER
             owner.save()
@@ -53,7 +57,8 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def form_invalid(self, form: SignInForm) -> HttpResponse:
-        return self.render_to_response(self.get_context_data(form=form), status=400)
+        status = 429 if form.has_error(NON_FIELD_ERRORS, "locked") else 400
+        return self.render_to_response(self.get_context_data(form=form), status=status)
 
 
 sign_in = login_not_required(SignInView.as_view())
@@ -146,7 +151,8 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
         _("%(name)s is now %(role)s.")
         % {"name": member.username, "role": member.get_role_display()},
     )
-    return redirect("team")
+    # An owner who handed over ownership can no longer open the team page.
+    return redirect("home" if member == request.user and not member.is_owner else "team")
 
 
 @role_required(Role.OWNER)
@@ -184,5 +190,6 @@ def audit_page(request: HttpRequest) -> HttpResponse:
 def audit_export(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
     if form.errors:
-        return render(request, "accounts/audit.html", {"form": form, "events": []}, status=400)
+        context = {"form": form, "events": [], "total": 0}
+        return render(request, "accounts/audit.html", context, status=400)
     return csv_download(audit_csv_rows(form.filtered()), "rivya-audit.csv")

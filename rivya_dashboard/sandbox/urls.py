@@ -1,3 +1,50 @@
-"""The sandbox's URL namespace; the emulator's routes are added here."""
+"""The sandbox's URLs: the API under /sandbox/api/v1/ (namespace "sandbox-api").
 
-urlpatterns: list = []
+API routes are built from the operations the endpoint modules declare (api.endpoint), so the
+URL map, the checks and openapi.json come from one source. A new endpoint module is listed in
+ENDPOINT_MODULES.
+"""
+
+import importlib
+import re
+
+from django.urls import include, path
+
+from rivya_dashboard.sandbox import media
+from rivya_dashboard.sandbox.api import OPERATIONS, dispatcher
+
+ENDPOINT_MODULES = (
+    "rivya_dashboard.sandbox.catalogue",
+    "rivya_dashboard.sandbox.generations",
+    "rivya_dashboard.sandbox.credits",
+    "rivya_dashboard.sandbox.files",
+    "rivya_dashboard.sandbox.chat",
+    "rivya_dashboard.sandbox.webhooks",
+    "rivya_dashboard.sandbox.openapi",
+)
+for module in ENDPOINT_MODULES:
+    importlib.import_module(module)
+
+PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def url_name(api_path: str) -> str:
+    """ "/generations/{taskId}" -> "generations-taskId": stable and readable in reverse()."""
+    return api_path.strip("/").replace("/", "-").replace("{", "").replace("}", "")
+
+
+def api_patterns() -> list:
+    paths = dict.fromkeys(op.path for op in OPERATIONS)
+    return [
+        path(
+            "v1/" + PATH_PARAMETER.sub(r"<str:\1>", api_path.lstrip("/")),
+            dispatcher(api_path),
+            name=url_name(api_path),
+        )
+        for api_path in paths
+    ] + [path("media/<str:name>", media.serve, name="media")]
+
+
+urlpatterns = [
+    path("api/", include((api_patterns(), "sandbox-api"))),
+]

@@ -37,10 +37,34 @@ ACCESS: dict[str, Access] = {
     "invite-accept": Access(PUBLIC, kwargs={"token": "not-a-real-token"}),
     "audit": Access(Role.ADMIN),
     "audit-export": Access(Role.ADMIN),
+    "keys": Access(Role.VIEWER),
+    "key-add": Access(Role.ADMIN),
+    "key-sandbox": Access(Role.ADMIN, method="POST"),
+    "key-detail": Access(Role.ADMIN, kwargs={"pk": 1}),
+    "key-test": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "key-replace": Access(Role.ADMIN, kwargs={"pk": 1}),
+    "key-status": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "key-delete": Access(Role.ADMIN, kwargs={"pk": 1}),
+    "grant-create": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "grant-edit": Access(Role.ADMIN, kwargs={"pk": 1}),
+    "grant-revoke": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "ledger": Access(Role.VIEWER),
+    "ledger-export": Access(Role.VIEWER),
+    "chat": Access(Role.OPERATOR),
+    "chat-new": Access(Role.OPERATOR, method="POST"),
+    "chat-remote": Access(Role.OPERATOR),
+    "chat-remote-continue": Access(Role.OPERATOR, method="POST"),
+    "chat-session": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "chat-send": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
+    "chat-export": Access(Role.OPERATOR, kwargs={"pk": 1, "fmt": "md"}),
+    "chat-turn": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "chat-turn-stream": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "chat-turn-stop": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
+    "chat-turn-regenerate": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
 }
 
 # URL namespaces whose every pattern shares one rule.
-NAMESPACE_ACCESS: dict[str, str] = {}
+NAMESPACE_ACCESS: dict[str, str] = {"sandbox-api": API}
 
 
 def walk(resolver: URLResolver, namespace: str = "") -> list[tuple[str, object]]:

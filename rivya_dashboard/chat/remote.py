@@ -1,0 +1,69 @@
+"""Chat sessions that live on Rivya (`GET /chat/sessions`), and continuing one in the console."""
+
+from django.utils import timezone
+
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.chat.models import ChatSession, ChatTurn
+from rivya_dashboard.chat.turns import title_from
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.models import Action, ApiKey
+
+REMOTE_PAGE_SIZE = 20
+
+
+def remote_sessions(user: User, key: ApiKey) -> list[dict]:
+    client = key.client()
+    with ledger.recording(user, key, "chat.sessions.list", action=Action.CHAT, client=client):
+        page = client.list_chat_sessions(limit=REMOTE_PAGE_SIZE)
+    data = page.get("data") if isinstance(page.get("data"), list) else []
+    return [entry for entry in data if isinstance(entry, dict) and entry.get("id")]
+
+
+def do_continue_remote(user: User, key: ApiKey, remote_id: str) -> ChatSession:
+    """Bring a Rivya session into the console with its history, so the next turn continues it."""
+    existing = ChatSession.objects.filter(created_by=user, remote_id=remote_id).first()
+    if existing is not None:
+        return existing
+    client = key.client()
+    with ledger.recording(user, key, "chat.sessions.get", action=Action.CHAT, client=client):
+        detail = client.get_chat_session(remote_id)
+    messages = [m for m in detail.get("messages") or [] if isinstance(m, dict)]
+    first_user = next((m for m in messages if m.get("role") == "user"), {})
+    session = ChatSession.objects.create(
+        created_by=user,
+        api_key=key,
+        key_label=key.label,
+        model=str(detail.get("model") or "")[:100],
+        remote_id=str(detail.get("id") or remote_id)[:64],
+        title=str(detail.get("title") or title_from(str(first_user.get("content") or "")))[:120]
+        or remote_id,
+    )
+    ChatTurn.objects.bulk_create(history_turns(session, user, messages))
+    return session
+
+
+def history_turns(session: ChatSession, user: User, messages: list[dict]) -> list[ChatTurn]:
+    turns: list[ChatTurn] = []
+    for message in messages:
+        if message.get("role") == "user":
+            turns.append(
+                ChatTurn(
+                    session=session,
+                    created_by=user,
+                    message=str(message.get("content") or ""),
+                    model=session.model,
+                    status=ChatTurn.Status.DONE,
+                    finished_at=timezone.now(),
+                )
+            )
+        elif message.get("role") == "assistant" and turns:
+            usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+            credits = message.get("credits") if isinstance(message.get("credits"), dict) else {}
+            turn = turns[-1]
+            turn.reply = str(message.get("content") or "")
+            turn.message_id = str(message.get("id") or "")[:64]
+            turn.input_tokens = usage.get("input_tokens")
+            turn.output_tokens = usage.get("output_tokens")
+            turn.credits_reserved = credits.get("reserved")
+            turn.credits_final = credits.get("final")
+    return turns

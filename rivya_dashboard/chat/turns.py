@@ -1,0 +1,122 @@
+"""Chat rules: start a chat, send a turn (saved before anything is sent), Stop, regenerate."""
+
+import math
+
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
+from rivya_dashboard.chat.reader import start_reading
+from rivya_dashboard.chat.relay import LIVE, LiveTurn
+from rivya_dashboard.console.models import CatalogueModel
+from rivya_dashboard.vault.grants import GrantRefused, check_grant
+from rivya_dashboard.vault.models import Action, ApiKey
+
+# The POST waits this long for Rivya to accept the turn, so a refusal (auth, validation, credits,
+# rate limit) lands in the input area; a slower start simply continues in the stream.
+START_WAIT_SECONDS = 8.0
+TITLE_LENGTH = 80
+
+
+class TurnRefused(Exception):
+    """The turn was not sent; the message says what to do, with Rivya's request id if it has one."""
+
+    def __init__(self, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+def title_from(message: str) -> str:
+    first_line = message.strip().splitlines()[0] if message.strip() else ""
+    if len(first_line) <= TITLE_LENGTH:
+        return first_line
+    return first_line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def reserve_for(model_id: str) -> int | None:
+    """Chat reserves the model's base credits before the call (contract §10.4)."""
+    model = CatalogueModel.objects.filter(model_id=model_id).first()
+    return math.ceil(model.base_credits) if model else None
+
+
+def sessions_of(user: User) -> "list[ChatSession]":
+    return list(ChatSession.objects.filter(created_by=user).select_related("api_key")[:100])
+
+
+def do_start_chat(user: User, key: ApiKey, model_id: str, message: str, options: dict,
+                  idempotency_key: str) -> ChatTurn:
+    existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
+    if existing is not None:
+        return existing
+    session = ChatSession.objects.create(
+        created_by=user, api_key=key, key_label=key.label, model=model_id, title=title_from(message)
+    )
+    try:
+        return do_send_turn(user, session, message, options, idempotency_key)
+    except TurnRefused:
+        # A chat whose first message was refused holds nothing worth keeping; the ledger has it.
+        session.delete()
+        raise
+
+
+def do_send_turn(user: User, session: ChatSession, message: str, options: dict,
+                 idempotency_key: str) -> ChatTurn:
+    existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
+    if existing is not None:
+        return existing  # a double click or a retried POST sends the message once
+    last = session.last_turn()
+    if last is not None and not last.is_finished:
+        raise TurnRefused(_("Wait for the reply to finish, or stop it, before sending another."))
+    if session.api_key is None:
+        raise TurnRefused(_("The key of this chat was deleted. Start a new chat with another key."))
+    reserve = reserve_for(session.model)
+    try:
+        check_grant(user, session.api_key, Action.CHAT, reserve or 0)
+    except GrantRefused as refused:
+        raise TurnRefused(str(refused)) from refused
+    turn = ChatTurn.objects.create(
+        session=session,
+        created_by=user,
+        message=message,
+        model=session.model,
+        idempotency_key=idempotency_key,
+        **options,
+    )
+    ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    wait_for_start(turn, start_reading(turn, reserve))
+    return turn
+
+
+def wait_for_start(turn: ChatTurn, live: LiveTurn) -> None:
+    live.started.wait(START_WAIT_SECONDS)
+    if live.is_closing:
+        live.wait_end(START_WAIT_SECONDS)
+    turn.refresh_from_db()
+    if turn.status == ChatTurn.Status.REJECTED:
+        raise TurnRefused(turn.error_message, turn.request_id)
+
+
+def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
+    session = turn.session
+    if session.last_turn() != turn:
+        raise TurnRefused(_("Only the last reply can be regenerated."))
+    options = {"enable_web_search": turn.enable_web_search, "reasoning_effort": turn.reasoning_effort}
+    fresh = do_send_turn(user, session, turn.message, options, new_idempotency_key())
+    ChatTurn.objects.filter(pk=turn.pk).update(superseded=True)
+    return fresh
+
+
+def do_request_stop(turn: ChatTurn) -> None:
+    """Stop is a column (another worker may be reading the reply) plus a direct cut when the
+    reader runs in this process."""
+    if turn.is_finished:
+        return
+    ChatTurn.objects.filter(Q(pk=turn.pk) & Q(stop_requested_at__isnull=True)).update(
+        stop_requested_at=timezone.now()
+    )
+    live = LIVE.get(turn.pk)
+    if live is not None:
+        live.cut()

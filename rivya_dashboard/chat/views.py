@@ -1,0 +1,257 @@
+"""The chat page: sessions, the conversation, the composer, and each reply's event stream."""
+
+import json
+from collections.abc import Iterator
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.chat import export, remote
+from rivya_dashboard.chat.forms import NewChatForm, TurnForm, chat_models
+from rivya_dashboard.chat.models import ChatSession, ChatTurn
+from rivya_dashboard.chat.relay import Frame, tail
+from rivya_dashboard.chat.turns import (
+    TurnRefused,
+    do_regenerate,
+    do_request_stop,
+    do_send_turn,
+    do_start_chat,
+    sessions_of,
+)
+from rivya_dashboard.console.models import CatalogueModel
+from rivya_dashboard.rivya.errors import RivyaError
+from rivya_dashboard.vault.grants import GrantRefused, usable_keys
+from rivya_dashboard.vault.models import Action
+
+PAGE = "chat/chat.html"
+
+
+def own_session(request: HttpRequest, pk: int) -> ChatSession:
+    return get_object_or_404(ChatSession.objects.select_related("api_key"), pk=pk,
+                             created_by=request.user)
+
+
+def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
+    return get_object_or_404(ChatTurn.objects.select_related("session"), pk=pk,
+                             created_by=request.user)
+
+
+def new_chat_form(request: HttpRequest, data: dict | None = None) -> NewChatForm:
+    keys = usable_keys(request.user, Action.CHAT)
+    initial = {name: request.GET.get(name) for name in ("key", "model", "message")}
+    return NewChatForm(data, keys=keys, models=chat_models(), initial=initial)
+
+
+def page_context(request: HttpRequest, session: ChatSession | None, form: TurnForm) -> dict:
+    return {
+        "sessions": sessions_of(request.user),
+        "session": session,
+        "turns": list(session.visible_turns()) if session else [],
+        "form": form,
+        "keys": usable_keys(request.user, Action.CHAT),
+    }
+
+
+def composer(request: HttpRequest, context: dict, refused: TurnRefused | None) -> HttpResponse:
+    """The composer again, with the error and Rivya's request id in the input area."""
+    if refused is not None:
+        context["form"].add_error(None, refused.message)
+        context["request_id"] = refused.request_id
+    if request.htmx:
+        response = render(request, f"{PAGE}#composer", context)
+        response["HX-Retarget"] = "#composer"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return render(request, PAGE, context, status=400)
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def chat(request: HttpRequest) -> HttpResponse:
+    context = page_context(request, None, new_chat_form(request))
+    if request.htmx and request.htmx.target == "composer":
+        return render(request, f"{PAGE}#composer", context)
+    return render(request, PAGE, context)
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def chat_session(request: HttpRequest, pk: int) -> HttpResponse:
+    session = own_session(request, pk)
+    form = TurnForm(model=CatalogueModel.objects.filter(model_id=session.model).first())
+    return render(request, PAGE, page_context(request, session, form))
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def chat_new(request: HttpRequest) -> HttpResponse:
+    form = new_chat_form(request, request.POST)
+    refused = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            turn = do_start_chat(request.user, data["key"], data["model"], data["message"],
+                                 form.options(), data["idempotency_key"])
+        except TurnRefused as error:
+            refused = error
+        else:
+            url = reverse("chat-session", args=[turn.session_id])
+            if request.htmx:
+                return HttpResponse(status=204, headers={"HX-Redirect": url})
+            return redirect(url)
+    return composer(request, page_context(request, None, form), refused)
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
+    session = own_session(request, pk)
+    form = TurnForm(request.POST, model=CatalogueModel.objects.filter(model_id=session.model).first())
+    refused = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            turn = do_send_turn(request.user, session, data["message"], form.options(),
+                                data["idempotency_key"])
+        except TurnRefused as error:
+            refused = error
+        else:
+            return turn_sent(request, session, turn)
+    return composer(request, page_context(request, session, form), refused)
+
+
+def turn_sent(request: HttpRequest, session: ChatSession, turn: ChatTurn,
+              replaced: ChatTurn | None = None) -> HttpResponse:
+    if not request.htmx:
+        return redirect(f"{reverse('chat-session', args=[session.pk])}#turn-{turn.pk}")
+    form = TurnForm(model=CatalogueModel.objects.filter(model_id=session.model).first())
+    context = {"turn": turn, "session": session, "form": form, "replaced": replaced}
+    return render(request, f"{PAGE}#sent", context)
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def turn_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    turn = own_turn(request, pk)
+    if not request.htmx:
+        return redirect(f"{reverse('chat-session', args=[turn.session_id])}#turn-{turn.pk}")
+    return render(request, f"{PAGE}#turn", {"turn": turn, "session": turn.session})
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    turn = own_turn(request, pk)
+    after = resume_point(request)
+    response = StreamingHttpResponse(sse(request, turn, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # A buffering proxy would hold the words back until the reply ends.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def resume_point(request: HttpRequest) -> int:
+    """EventSource sends Last-Event-ID when it reconnects; the page passes ?after= the first time."""
+    values = (request.headers.get("Last-Event-ID"), request.GET.get("after"))
+    return max((int(value) for value in values if value and value.isdigit()), default=0)
+
+
+def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
+    yield b"retry: 1000\n\n"
+    for frame in tail(turn.pk, after):
+        if frame is None:
+            yield b": ping\n\n"
+            continue
+        payload = {"text": frame.text}
+        if frame.is_terminal:
+            payload.update(terminal_payload(request, turn, frame))
+        data = json.dumps(payload, ensure_ascii=False)
+        yield f"id: {frame.seq}\nevent: {frame.kind}\ndata: {data}\n\n".encode()
+
+
+def terminal_payload(request: HttpRequest, turn: ChatTurn, frame: Frame) -> dict:
+    turn.refresh_from_db()
+    if turn.status == ChatTurn.Status.REJECTED:
+        return {"rejected": True, "request_id": turn.request_id, "message": turn.message}
+    context = {"turn": turn, "session": turn.session, "is_last": True}
+    return {"html": render_to_string(f"{PAGE}#turn", context, request=request)}
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def turn_stop(request: HttpRequest, pk: int) -> HttpResponse:
+    turn = own_turn(request, pk)
+    do_request_stop(turn)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect(f"{reverse('chat-session', args=[turn.session_id])}#turn-{turn.pk}")
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def turn_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
+    turn = own_turn(request, pk)
+    try:
+        fresh = do_regenerate(request.user, turn)
+    except TurnRefused as refused:
+        if request.htmx:
+            form = TurnForm(model=CatalogueModel.objects.filter(model_id=turn.model).first())
+            return composer(request, page_context(request, turn.session, form), refused)
+        messages.error(request, refused.message)
+        return redirect("chat-session", turn.session_id)
+    return turn_sent(request, turn.session, fresh, replaced=turn)
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def chat_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    session = own_session(request, pk)
+    if fmt == "md":
+        body, content_type = export.session_markdown(session), "text/markdown; charset=utf-8"
+    elif fmt == "json":
+        body, content_type = export.session_json(session), "application/json"
+    else:
+        raise Http404
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="chat-{session.pk}.{fmt}"'
+    return response
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def remote_list(request: HttpRequest) -> HttpResponse:
+    keys = {str(key.pk): key for key in usable_keys(request.user, Action.CHAT)}
+    key = keys.get(request.GET.get("key", "")) or next(iter(keys.values()), None)
+    context = {"remote_key": key, "keys": list(keys.values()), "remote": [], "remote_error": None}
+    if key is not None:
+        try:
+            context["remote"] = remote.remote_sessions(request.user, key)
+        except (RivyaError, GrantRefused) as error:
+            context["remote_error"] = error
+    if request.htmx:
+        return render(request, f"{PAGE}#remote", context)
+    return render(request, PAGE, {**page_context(request, None, new_chat_form(request)), **context})
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def remote_continue(request: HttpRequest) -> HttpResponse:
+    keys = {str(key.pk): key for key in usable_keys(request.user, Action.CHAT)}
+    key = keys.get(request.POST.get("key", ""))
+    remote_id = request.POST.get("session_id", "").strip()
+    if key is None or not remote_id:
+        messages.error(request, _("Pick a key and a Rivya session to continue."))
+        return redirect("chat")
+    try:
+        session = remote.do_continue_remote(request.user, key, remote_id)
+    except (RivyaError, GrantRefused) as error:
+        messages.error(request, str(error))
+        return redirect("chat")
+    return redirect("chat-session", session.pk)

@@ -1,0 +1,150 @@
+"""Uploads relayed to the Files API, streamed end to end.
+
+The browser's body goes to a temporary file (never memory) through CappedUploadHandler, which
+stops reading once the kind's limit is passed; the client then streams that file to the API in
+small reads. Django deletes the temporary file when the request ends, whatever the outcome.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile as DjangoUpload
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.console.generations import history_key_ids
+from rivya_dashboard.console.models import UploadedFile
+from rivya_dashboard.console.schema_form import MEDIA_KINDS, reference_rules
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.grants import check_grant
+from rivya_dashboard.vault.models import Action, ApiKey
+
+MB = 1024 * 1024
+# Contract §8.1 default limits; a model may set its own in reference_media.limits.
+DEFAULT_LIMITS = {"image": 10 * MB, "video": 50 * MB, "audio": 10 * MB}
+# Multipart boundaries and the small form fields ride on top of the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def kind_limit(kind: str, model: dict | None = None) -> int:
+    limit = DEFAULT_LIMITS.get(kind, max(DEFAULT_LIMITS.values()))
+    if model is not None:
+        own = reference_rules(model)["limits"].get(kind) or {}
+        if isinstance(own.get("max_bytes"), int):
+            limit = own["max_bytes"]
+    return min(limit, settings.RIVYA_UPLOAD_MAX_MB * MB)
+
+
+def largest_limit() -> int:
+    return min(max(DEFAULT_LIMITS.values()), settings.RIVYA_UPLOAD_MAX_MB * MB)
+
+
+class UploadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return _("This file is larger than %(size)s; pick a smaller one or compress it.") % {
+            "size": human_size(self.limit)
+        }
+
+
+class CappedUploadHandler(TemporaryFileUploadHandler):
+    """Writes the upload to a temporary file and stops as soon as it passes `limit` bytes."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.received = 0
+        self.too_large = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        self.received += len(raw_data)
+        if self.received > self.limit:
+            self.too_large = True
+            raise StopUpload(connection_reset=True)
+        return super().receive_data_chunk(raw_data, start)
+
+    def upload_interrupted(self) -> None:
+        if hasattr(self, "file"):
+            self.file.close()
+
+
+def prepare_upload(request: HttpRequest, limit: int) -> CappedUploadHandler:
+    """Refuse an oversized body before reading it, and stream the rest to a capped temp file."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise UploadTooLarge(limit)
+    handler = CappedUploadHandler(request, limit)
+    request.upload_handlers = [handler]
+    return handler
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _expiry(remote: dict) -> datetime | None:
+    return parse_datetime(str(remote.get("expires_at") or ""))
+
+
+def do_upload(
+    user: User,
+    key: ApiKey,
+    upload: DjangoUpload,
+    *,
+    kind: str,
+    model: dict | None = None,
+) -> UploadedFile:
+    """Send one received file to the Files API and remember it. Raises GrantRefused, RivyaError."""
+    if kind not in MEDIA_KINDS:
+        raise ValueError(kind)
+    limit = kind_limit(kind, model)
+    if upload.size > limit:
+        raise UploadTooLarge(limit)
+    check_grant(user, key, Action.UPLOAD)
+    client = key.client()
+    model_id = model["id"] if model else None
+    with ledger.recording(
+        user, key, "files.create", action=Action.UPLOAD, client=client, model=model_id or ""
+    ):
+        upload.seek(0)
+        remote = client.upload_file(upload, kind=kind, filename=upload.name, model=model_id)
+    return UploadedFile.objects.create(
+        remote_id=str(remote.get("id") or "")[:100],
+        key=key,
+        key_label=key.label,
+        uploader=user,
+        uploader_name=user.get_username(),
+        kind=str(remote.get("kind") or kind)[:16],
+        name=str(remote.get("name") or upload.name)[:255],
+        mime_type=str(remote.get("mime_type") or upload.content_type or "")[:100],
+        size_bytes=int(remote.get("size_bytes") or upload.size),
+        model_id=model_id or "",
+        url=str(remote.get("url") or ""),
+        duration_seconds=remote.get("duration_seconds"),
+        duration_token=str(remote.get("duration_token") or "")[:500],
+        expires_at=_expiry(remote),
+    )
+
+
+def visible_files(user: User) -> QuerySet[UploadedFile]:
+    files = UploadedFile.objects.all()
+    if user.is_admin:
+        return files
+    return files.filter(Q(uploader=user) | Q(key__in=history_key_ids(user)))
+
+
+def pickable_files(key: ApiKey, kinds: list[str]) -> list[UploadedFile]:
+    """Earlier uploads a generation form may reuse: same key (so same account), kind, unexpired."""
+    files = UploadedFile.objects.filter(key=key, kind__in=kinds).order_by("-created_at")[:50]
+    return [upload for upload in files if not upload.is_expired]

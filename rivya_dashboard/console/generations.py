@@ -1,0 +1,344 @@
+"""Submitting generations and following them to the end.
+
+A submit first reserves the row (unique on key + idempotency key), then calls the API with that
+Idempotency-Key: a double click or a resubmitted form finds the reserved row instead of calling
+twice, and a request the API refuses leaves no row behind. Polling follows the documented
+back-off (contract §6: first after 2-3 s, then every 5-10 s, longer for video and audio).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.console import media_cache
+from rivya_dashboard.console.models import Generation, Output, Status, UploadedFile
+from rivya_dashboard.rivya.errors import (
+    AuthError,
+    NotFound,
+    RateLimited,
+    RivyaError,
+    Unavailable,
+)
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.grants import check_grant
+from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
+
+logger = logging.getLogger(__name__)
+
+REMOTE_STATUSES = {Status.QUEUED, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED}
+FIRST_POLL_SECONDS = 2.5
+# Each later poll waits 1.5 times the previous one, up to the cap: 5, 7.5, 10 s for images, and
+# on to 30 s for the long video and audio jobs.
+BACKOFF_FACTOR = 1.5
+SECOND_POLL_SECONDS = 5.0
+POLL_CAP_SECONDS = {"image": 10.0, "video": 30.0, "audio": 20.0}
+
+
+def poll_delay(poll_count: int, category: str) -> float:
+    """Seconds until the next poll, already divided by RIVYA_POLL_SPEED (tests run fast)."""
+    if poll_count == 0:
+        seconds = FIRST_POLL_SECONDS
+    else:
+        cap = POLL_CAP_SECONDS.get(category, 10.0)
+        seconds = min(cap, SECOND_POLL_SECONDS * BACKOFF_FACTOR ** (poll_count - 1))
+    return seconds / settings.RIVYA_POLL_SPEED
+
+
+def idempotency_key(user: User, nonce: str) -> str:
+    # Scoped to the member: nobody can land on another member's job by replaying their nonce.
+    return f"console-{user.pk}-{nonce}"[:100]
+
+
+def estimate_credits(model: dict, params: dict) -> Decimal:
+    """The reservation the API will make: base credits for fixed prices, as the contract shows."""
+    return Decimal(str(model.get("base_credits") or 0))
+
+
+@dataclass(frozen=True)
+class Submission:
+    generation: Generation
+    duplicate: bool
+
+
+def _apply_remote(generation: Generation, remote: dict) -> None:
+    status = remote.get("status")
+    if status in REMOTE_STATUSES:
+        generation.status = status
+    generation.remote_id = str(remote.get("id") or generation.remote_id)[:100]
+    for field in ("reserved_credits", "final_credits"):
+        if isinstance(remote.get(field), int | float):
+            setattr(generation, field, Decimal(str(remote[field])))
+    if generation.status == Status.PROCESSING and generation.started_at is None:
+        generation.started_at = timezone.now()
+    if generation.status == Status.FAILED:
+        error = remote.get("error") if isinstance(remote.get("error"), dict) else {}
+        generation.error_code = str(error.get("code") or "generation_failed")[:64]
+        generation.error_message = str(error.get("message") or _("The generation failed."))[:500]
+    if generation.status == Status.SUCCEEDED:
+        result = remote.get("result") if isinstance(remote.get("result"), dict) else {}
+        urls = result.get("urls") or [result.get("primary_url")]
+        generation.result_urls = [url for url in urls if isinstance(url, str) and url][:20]
+    if generation.is_terminal and generation.finished_at is None:
+        updated = parse_datetime(str(remote.get("updated_at") or ""))
+        generation.finished_at = updated or timezone.now()
+
+
+def reference_items(key: ApiKey, file_ids: list[str]) -> list[dict]:
+    files = UploadedFile.objects.filter(key=key, pk__in=file_ids)
+    return [upload.as_reference_item() for upload in files]
+
+
+def do_submit(
+    user: User,
+    key: ApiKey,
+    model: dict,
+    *,
+    nonce: str,
+    prompt: str,
+    params: dict[str, Any],
+    reference_file_ids: list[str] = (),
+    batch: Any = None,
+) -> Submission:
+    """Submit once per nonce. Raises GrantError or RivyaError; a refused request leaves no row."""
+    estimate = estimate_credits(model, params)
+    check_grant(user, key, Action.GENERATE, credits=estimate)
+    idem = idempotency_key(user, nonce)
+    existing = Generation.objects.filter(key=key, idempotency_key=idem).first()
+    if existing is not None:
+        return Submission(existing, duplicate=True)
+    sent_params = dict(params)
+    if reference_file_ids:
+        sent_params["referenceMediaItems"] = reference_items(key, list(reference_file_ids))
+    try:
+        with transaction.atomic():
+            generation = Generation.objects.create(
+                member=user,
+                member_name=user.get_username(),
+                key=key,
+                key_label=key.label,
+                model_id=model["id"],
+                prompt=prompt,
+                params=sent_params,
+                reference_file_ids=[str(pk) for pk in reference_file_ids],
+                idempotency_key=idem,
+                estimate_credits=estimate,
+                batch=batch,
+            )
+    except IntegrityError:
+        return Submission(Generation.objects.get(key=key, idempotency_key=idem), duplicate=True)
+    try:
+        remote = _create_remote(user, key, generation)
+    except RivyaError:
+        generation.delete()
+        raise
+    _apply_remote(generation, remote)
+    if generation.status == Status.SUBMITTING:
+        generation.status = Status.QUEUED
+    _schedule(generation)
+    return Submission(generation, duplicate=False)
+
+
+def _credits(value: object) -> Decimal | None:
+    return Decimal(str(value)) if isinstance(value, int | float) else None
+
+
+def _create_remote(user: User, key: ApiKey, generation: Generation) -> dict:
+    client = key.client()
+    with ledger.recording(
+        user,
+        key,
+        "generations.create",
+        action=Action.GENERATE,
+        client=client,
+        model=generation.model_id,
+        credits=generation.estimate_credits,
+        idempotency_key=generation.idempotency_key,
+    ) as entry:
+        remote = client.create_generation(
+            generation.model_id,
+            generation.prompt or None,
+            generation.params or None,
+            client_request_id=f"console-generation-{generation.pk}",
+            idempotency_key=generation.idempotency_key,
+        )
+        entry.credits_reserved = _credits(remote.get("reserved_credits"))
+    generation.request_id = (client.last_request_id or "")[:64]
+    return remote
+
+
+def _schedule(generation: Generation) -> None:
+    from rivya_dashboard.console.tasks import poll_generation
+
+    category = _category(generation.model_id)
+    delay = poll_delay(generation.poll_count, category)
+    generation.next_poll_at = timezone.now() + timedelta(seconds=delay)
+    generation.save()
+    poll_generation.using(run_after=generation.next_poll_at).enqueue(
+        generation.pk, generation.poll_count
+    )
+
+
+def _category(model_id: str) -> str:
+    from rivya_dashboard.console.models import CatalogueModel
+
+    return (
+        CatalogueModel.objects.filter(model_id=model_id).values_list("category", flat=True).first()
+        or ""
+    )
+
+
+def _stop_tracking(generation: Generation, message: str) -> None:
+    generation.status = Status.LOST
+    generation.error_code = "tracking_stopped"
+    generation.error_message = message[:500]
+    generation.finished_at = timezone.now()
+    generation.next_poll_at = None
+    generation.save()
+
+
+def do_poll(generation_id: int, poll_count: int) -> Generation | None:
+    """One poll, claimed by poll count: a duplicate task for the same turn does nothing."""
+    claimed = (
+        Generation.objects.running()
+        .filter(pk=generation_id, poll_count=poll_count)
+        .update(poll_count=poll_count + 1)
+    )
+    if not claimed:
+        return None
+    generation = Generation.objects.select_related("key").get(pk=generation_id)
+    limit = timedelta(minutes=settings.RIVYA_POLL_MAX_MINUTES)
+    if timezone.now() - generation.created_at > limit:
+        _stop_tracking(
+            generation,
+            _("Stopped checking after %(minutes)s minutes; the job may still finish at Rivya.")
+            % {"minutes": settings.RIVYA_POLL_MAX_MINUTES},
+        )
+        return generation
+    if generation.key is None or not generation.key.is_active:
+        _stop_tracking(
+            generation, _("The key was removed or disabled; re-enable it to follow jobs.")
+        )
+        return generation
+    try:
+        remote = _fetch_remote(generation)
+    except (AuthError, NotFound) as exc:
+        _stop_tracking(generation, str(exc))
+        return generation
+    except RateLimited as exc:
+        generation.request_id = exc.request_id or ""
+        _schedule_after(generation, exc.retry_after)
+        return generation
+    except (Unavailable, RivyaError) as exc:
+        generation.request_id = exc.request_id or ""
+        _schedule(generation)
+        return generation
+    _apply_remote(generation, remote)
+    if generation.is_terminal:
+        generation.next_poll_at = None
+        generation.save()
+        _settle_charge(generation)
+        if generation.status == Status.SUCCEEDED:
+            do_cache_outputs(generation)
+    else:
+        _schedule(generation)
+    return generation
+
+
+def _schedule_after(generation: Generation, seconds: float | None) -> None:
+    if seconds is None:
+        _schedule(generation)
+        return
+    from rivya_dashboard.console.tasks import poll_generation
+
+    generation.next_poll_at = timezone.now() + timedelta(seconds=seconds)
+    generation.save()
+    poll_generation.using(run_after=generation.next_poll_at).enqueue(
+        generation.pk, generation.poll_count
+    )
+
+
+def _fetch_remote(generation: Generation) -> dict:
+    client = generation.key.client()
+    with ledger.recording(
+        generation.member,
+        generation.key,
+        "generations.get",
+        client=client,
+        model=generation.model_id,
+    ):
+        return client.get_generation(generation.remote_id)
+
+
+def _settle_charge(generation: Generation) -> None:
+    """The create call's ledger row takes the final charge, so caps count what was really paid."""
+    if generation.final_credits is None:
+        return
+    LedgerEntry.objects.filter(
+        key=generation.key,
+        operation="generations.create",
+        idempotency_key=generation.idempotency_key,
+    ).update(credits_final=generation.final_credits)
+
+
+def do_cache_outputs(generation: Generation) -> list[Output]:
+    session = generation.key.client().session if generation.key else None
+    outputs = []
+    for position, url in enumerate(generation.result_urls):
+        output, _created = Output.objects.get_or_create(
+            generation=generation, position=position, defaults={"original_url": url}
+        )
+        if not output.cached_name and session is not None:
+            media_cache.do_cache_output(output, session)
+        outputs.append(output)
+    return outputs
+
+
+def do_resume_stalled(now: Any = None) -> int:
+    """Enqueue a poll for every running job whose poll is overdue: a worker died mid-poll."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=60 / settings.RIVYA_POLL_SPEED)
+    stalled = (
+        Generation.objects.running()
+        .exclude(remote_id="")
+        .filter(Q(next_poll_at__lt=now - grace) | Q(next_poll_at__isnull=True))
+    )
+    count = 0
+    for generation in stalled:
+        _schedule(generation)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def do_delete(generation: Generation) -> None:
+    """Remove a job from the console's history with its cached files; Rivya keeps its own copy."""
+    media_cache.do_remove_cached(list(generation.outputs.all()))
+    generation.delete()
+
+
+def visible_generations(user: User) -> QuerySet[Generation]:
+    """Owners and admins see every job; other members their own and those of keys they may read."""
+    jobs = Generation.objects.select_related("key")
+    if user.is_admin:
+        return jobs
+    return jobs.filter(Q(member=user) | Q(key__in=history_key_ids(user)))
+
+
+def history_key_ids(user: User) -> list[int]:
+    now = timezone.now()
+    grants = KeyGrant.objects.filter(member=user)
+    return [
+        grant.key_id
+        for grant in grants
+        if Action.READ_HISTORY in grant.actions and not grant.is_expired(now)
+    ]

@@ -1,0 +1,112 @@
+"""Run the console: prepare the data directory, then supervise gunicorn and one db_worker.
+
+The listening socket is bound here and handed to gunicorn, so a taken port is reported before
+anything starts, and a restarted gunicorn reuses the same socket without a gap.
+"""
+
+import errno
+import socket
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from rivya_dashboard.console.supervise import Child, Supervisor
+
+# gthread: each open stream (chat SSE) holds a thread, so workers x threads bounds open streams.
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 32
+GRACEFUL_SECONDS = 10
+BACKLOG = 2048
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """Bind host:port or raise CommandError with a one-line reason."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CommandError(f"Cannot listen on {host!r}: {exc.strerror}. Check --host.") from None
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"Port {port} on {host} is already in use: stop the other server "
+                f"or choose another port with --port."
+            ) from None
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+    return listener
+
+
+def display_url(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - only displayed
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def gunicorn_argv(fd: int, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "rivya_dashboard.wsgi:application",
+        f"--bind=fd://{fd}",
+        "--worker-class=gthread",
+        f"--workers={workers}",
+        f"--threads={threads}",
+        f"--graceful-timeout={GRACEFUL_SECONDS}",
+        f"--chdir={settings.BASE_DIR}",
+        # The default control socket is one path per user, which two consoles would share.
+        "--no-control-socket",
+    ]
+
+
+def worker_argv() -> list[str]:
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "db_worker", "--no-reload"]
+
+
+class Command(BaseCommand):
+    help = "Migrate, collect static files, then run the web server and a background worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+        parser.add_argument("--port", type=int, default=8000, help="Port to listen on.")
+        parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="Web processes.")
+        parser.add_argument(
+            "--threads", type=int, default=DEFAULT_THREADS, help="Threads per web process."
+        )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="Run only the web server (run `manage.py db_worker` elsewhere).",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        if options["workers"] < 1 or options["threads"] < 1:
+            raise CommandError("--workers and --threads must be at least 1.")
+        listener = bind_listener(options["host"], options["port"])
+        try:
+            settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+            verbosity = options["verbosity"]
+            call_command("migrate", interactive=False, verbosity=verbosity)
+            call_command("collectstatic", interactive=False, verbosity=verbosity)
+            listener.listen(BACKLOG)
+            fd = listener.fileno()
+            children = [
+                Child("web", gunicorn_argv(fd, options["workers"], options["threads"]), (fd,))
+            ]
+            if not options["no_worker"]:
+                children.append(Child("worker", worker_argv()))
+            url = display_url(options["host"], options["port"])
+            self.stdout.write(f"Rivya Console is running at {url} (press Ctrl-C to stop)")
+            self.stdout.flush()
+            Supervisor(children, stop_timeout=GRACEFUL_SECONDS + 5).run()
+        finally:
+            listener.close()

@@ -1,0 +1,121 @@
+"""Copies of generation outputs in MEDIA_ROOT, so results outlive the provider's expiring URLs.
+
+The download streams in chunks with a size cap, accepts only image/audio/video content types, and
+names the file from our own ids: nothing in a remote URL or header reaches the file system path.
+"""
+
+import logging
+import mimetypes
+import os
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rivya_dashboard.console.models import Output
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 256 * 1024
+MEDIA_TYPES = ("image/", "audio/", "video/")
+# Extensions by content type; the type itself was checked against MEDIA_TYPES first.
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+}
+
+
+class CacheRefused(Exception):
+    """The remote answer is not something we keep; the message is shown on the job page."""
+
+
+def cache_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / "outputs"
+
+
+def cached_path(output: Output) -> Path | None:
+    if not output.cached_name:
+        return None
+    return cache_dir() / output.cached_name
+
+
+def _extension(content_type: str) -> str:
+    return EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ".bin"
+
+
+def _checked_type(response: requests.Response) -> str:
+    content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if not content_type.startswith(MEDIA_TYPES):
+        raise CacheRefused(
+            _("The result is %(type)s, not an image, audio or video file; open the original link.")
+            % {"type": content_type or _("of no stated type")}
+        )
+    return content_type
+
+
+def _write_capped(response: requests.Response, path: Path) -> int:
+    cap = settings.RIVYA_MEDIA_MAX_MB * 1024 * 1024
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise CacheRefused(_("The result is larger than the cache limit; open the original link."))
+    size = 0
+    partial = path.with_suffix(path.suffix + ".part")
+    try:
+        with partial.open("wb") as handle:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                size += len(chunk)
+                if size > cap:
+                    raise CacheRefused(
+                        _("The result is larger than the cache limit; open the original link.")
+                    )
+                handle.write(chunk)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return size
+
+
+def do_cache_output(output: Output, session: requests.Session) -> Output:
+    """Download one output into the cache; failures are stored on the row, never raised."""
+    try:
+        # No Authorization header: result URLs belong to a media host, not to the API.
+        with session.get(
+            output.original_url, stream=True, timeout=(5, 60), allow_redirects=False
+        ) as response:
+            if response.status_code != 200:
+                raise CacheRefused(
+                    _("The media host answered HTTP %(status)s; the original link may be gone.")
+                    % {"status": response.status_code}
+                )
+            content_type = _checked_type(response)
+            name = f"{output.generation_id}-{output.position}{_extension(content_type)}"
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            size = _write_capped(response, cache_dir() / name)
+    except CacheRefused as exc:
+        output.error = str(exc)[:300]
+    except requests.RequestException as exc:
+        logger.warning("Caching output %s failed: %s", output.pk, type(exc).__name__)
+        output.error = _("The media host could not be reached; open the original link.")
+    else:
+        output.cached_name, output.content_type, output.size_bytes = name, content_type, size
+        output.cached_at, output.error = timezone.now(), ""
+    output.save()
+    return output
+
+
+def do_remove_cached(outputs: list[Output]) -> None:
+    for output in outputs:
+        path = cached_path(output)
+        if path is not None:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,148 @@
+"""The model catalogue: `GET /models` cached in the database, filtered for the catalogue page.
+
+The copy in the database is what every page reads, so the catalogue keeps working while the API is
+down; a failed refresh only records the error and when it happened, next to the copy's age.
+"""
+
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.console.models import CatalogueModel, CatalogueSync
+from rivya_dashboard.rivya.errors import RivyaError
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.models import Action, ApiKey, KeyStatus
+
+
+def _credits(value: object) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+
+
+def _entries(payload: object) -> list[dict]:
+    data = payload.get("data") if isinstance(payload, dict) else payload
+    return [entry for entry in data or [] if isinstance(entry, dict) and entry.get("id")]
+
+
+@transaction.atomic
+def do_store_catalogue(payload: object) -> int:
+    """Replace the cached copy with a fresh answer; models gone from the API disappear."""
+    entries = _entries(payload)
+    seen = []
+    for position, entry in enumerate(entries):
+        CatalogueModel.objects.update_or_create(
+            model_id=str(entry["id"])[:100],
+            defaults={
+                "display_name": str(entry.get("display_name") or entry["id"])[:200],
+                "category": str(entry.get("category") or "")[:32],
+                "api_status": str(entry.get("api_status") or "")[:32],
+                "billing_type": str(entry.get("billing_type") or "")[:32],
+                "base_credits": _credits(entry.get("base_credits")),
+                "position": position,
+                "data": entry,
+            },
+        )
+        seen.append(str(entry["id"])[:100])
+    CatalogueModel.objects.exclude(model_id__in=seen).delete()
+    now = timezone.now()
+    CatalogueSync.objects.update_or_create(
+        pk=1, defaults={"fetched_at": now, "attempted_at": now, "error": "", "error_request_id": ""}
+    )
+    return len(seen)
+
+
+def do_record_failure(error: RivyaError) -> None:
+    CatalogueSync.objects.update_or_create(
+        pk=1,
+        defaults={
+            "attempted_at": timezone.now(),
+            "error": error.message[:500],
+            "error_request_id": (error.request_id or "")[:64],
+        },
+    )
+
+
+def catalogue_key() -> ApiKey | None:
+    return ApiKey.objects.filter(status=KeyStatus.ACTIVE).order_by("added_at", "pk").first()
+
+
+def do_refresh(key: ApiKey | None, user: User | None = None) -> int:
+    """Fetch `GET /models` through the key; on failure keep the copy and record the error."""
+    if key is None:
+        do_record_failure(
+            RivyaError(gettext("Add an API key on the Keys page to load the model catalogue."))
+        )
+        return 0
+    client = key.client()
+    action = Action.BROWSE if user is not None else None
+    try:
+        with ledger.recording(user, key, "models.list", action=action, client=client):
+            payload = client.list_models()
+    except RivyaError as exc:
+        do_record_failure(exc)
+        raise
+    return do_store_catalogue(payload)
+
+
+def is_stale(sync: CatalogueSync) -> bool:
+    if sync.fetched_at is None:
+        return True
+    age = timezone.now() - sync.fetched_at
+    return age > timedelta(minutes=settings.RIVYA_MODELS_REFRESH_MINUTES)
+
+
+def facet_values(field: str) -> list[str]:
+    return list(
+        CatalogueModel.objects.exclude(**{field: ""})
+        .order_by(field)
+        .values_list(field, flat=True)
+        .distinct()
+    )
+
+
+def input_kinds(models: Iterable[CatalogueModel]) -> list[str]:
+    return sorted({kind for model in models for kind in model.input_kinds})
+
+
+class CatalogueFilterForm(forms.Form):
+    q = forms.CharField(label=_("Search"), required=False, max_length=100)
+    category = forms.ChoiceField(label=_("Category"), required=False)
+    api_status = forms.ChoiceField(label=_("API status"), required=False)
+    billing_type = forms.ChoiceField(label=_("Billing"), required=False)
+    input_kind = forms.ChoiceField(label=_("Input"), required=False)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        everything = [("", _("All"))]
+        for name in ("category", "api_status", "billing_type"):
+            self.fields[name].choices = everything + [(v, v) for v in facet_values(name)]
+        kinds = input_kinds(CatalogueModel.objects.only("data"))
+        self.fields["input_kind"].choices = everything + [(k, k) for k in kinds]
+        self.fields["q"].widget.attrs["type"] = "search"
+
+    def apply(self, models: QuerySet[CatalogueModel]) -> list[CatalogueModel]:
+        if not self.is_valid():
+            return list(models)
+        data = self.cleaned_data
+        if data["q"]:
+            models = models.filter(
+                Q(display_name__icontains=data["q"]) | Q(model_id__icontains=data["q"])
+            )
+        for name in ("category", "api_status", "billing_type"):
+            if data[name]:
+                models = models.filter(**{name: data[name]})
+        found = list(models)
+        if data["input_kind"]:
+            found = [model for model in found if data["input_kind"] in model.input_kinds]
+        return found

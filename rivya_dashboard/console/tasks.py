@@ -1,0 +1,56 @@
+"""Background work for generations and the catalogue (django-tasks, run by `db_worker`).
+
+Jobs survive worker restarts twice over: polls are rows in the task table, picked up by whichever
+worker starts next; and the housekeeping task, which re-enqueues itself every minute, re-enqueues
+any running job whose poll is overdue (a worker killed mid-poll loses that one poll, not the job).
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_tasks import TaskResultStatus, task
+from django_tasks_db.models import DBTaskResult
+
+from rivya_dashboard.console import generations, models_catalog
+from rivya_dashboard.console.models import CatalogueSync
+from rivya_dashboard.rivya.errors import RivyaError
+
+logger = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 60
+
+
+@task()
+def poll_generation(generation_id: int, poll_count: int) -> str:
+    generation = generations.do_poll(generation_id, poll_count)
+    return generation.status if generation else "skipped"
+
+
+@task()
+def refresh_catalogue() -> int:
+    try:
+        return models_catalog.do_refresh(models_catalog.catalogue_key())
+    except RivyaError as exc:
+        logger.warning("Catalogue refresh failed: %s", exc)
+        return 0
+
+
+@task()
+def housekeeping() -> int:
+    if models_catalog.is_stale(CatalogueSync.current()):
+        refresh_catalogue.call()
+    resumed = generations.do_resume_stalled()
+    run_after = timezone.now() + timedelta(seconds=HOUSEKEEPING_SECONDS / settings.RIVYA_POLL_SPEED)
+    housekeeping.using(run_after=run_after).enqueue()
+    return resumed
+
+
+def ensure_housekeeping() -> None:
+    """Start the housekeeping chain unless one is already waiting (a killed worker breaks it)."""
+    waiting = DBTaskResult.objects.filter(
+        task_path=housekeeping.module_path, status=TaskResultStatus.READY
+    )
+    if not waiting.exists():
+        housekeeping.enqueue()

@@ -1,0 +1,30 @@
+"""Models, generations and files."""
+
+from django.urls import path
+
+from rivya_dashboard.console.views import catalogue, files, generate, jobs
+
+urlpatterns = [
+    path("models/", catalogue.catalogue, name="models"),
+    path("models/refresh/", catalogue.catalogue_refresh, name="models-refresh"),
+    path("models/<str:model_id>/", catalogue.model_detail, name="model-detail"),
+    path("generate/", generate.generate, name="generate"),
+    path("generate/submit/", generate.generate_submit, name="generate-submit"),
+    path("generate/estimate/", generate.generate_estimate, name="generate-estimate"),
+    path("generate/upload/", generate.generate_upload, name="generate-upload"),
+    path("generate/side-by-side/", jobs.side_by_side, name="side-by-side"),
+    path("generations/", jobs.history_page, name="history"),
+    path("generations/gallery/", jobs.gallery, name="gallery"),
+    path("generations/<int:pk>/", jobs.job, name="generation"),
+    path("generations/<int:pk>/row/", jobs.job_row, name="generation-row"),
+    path("generations/<int:pk>/run-again/", jobs.job_rerun, name="generation-rerun"),
+    path("generations/<int:pk>/delete/", jobs.job_delete, name="generation-delete"),
+    path(
+        "generations/<int:pk>/outputs/<int:position>/",
+        jobs.output_media,
+        name="generation-output",
+    ),
+    path("files/", files.files_page, name="files"),
+    path("files/upload/", files.file_upload, name="file-upload"),
+    path("files/<int:pk>/", files.file_detail, name="file-detail"),
+]

@@ -1,0 +1,156 @@
+"""History, gallery, one job's page, its cached media, run again, delete, and side by side."""
+
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.console import compare, generate_form, generations, history, media_cache
+from rivya_dashboard.console.models import Generation, Output
+from rivya_dashboard.rivya.errors import RivyaError
+from rivya_dashboard.vault.grants import GrantRefused
+
+
+def _visible_job(request: HttpRequest, pk: int) -> Generation:
+    return get_object_or_404(generations.visible_generations(request.user), pk=pk)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def history_page(request: HttpRequest) -> HttpResponse:
+    visible = generations.visible_generations(request.user)
+    filters = history.HistoryFilterForm(visible, request.GET or None)
+    page = Paginator(filters.apply(visible), history.PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "filters": filters,
+        "page": page,
+        "query": _query_without_page(request),
+        "can_run": request.user.has_role(Role.OPERATOR),
+    }
+    template = "console/history.html#job-list" if request.htmx else "console/history.html"
+    return render(request, template, context)
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def gallery(request: HttpRequest) -> HttpResponse:
+    visible = generations.visible_generations(request.user)
+    filters = history.HistoryFilterForm(visible, request.GET or None)
+    outputs = history.gallery_outputs(filters.apply(visible))
+    page = Paginator(outputs, 48).get_page(request.GET.get("page"))
+    context = {"filters": filters, "page": page, "query": _query_without_page(request)}
+    template = "console/gallery.html#tiles" if request.htmx else "console/gallery.html"
+    return render(request, template, context)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def job(request: HttpRequest, pk: int) -> HttpResponse:
+    generation = _visible_job(request, pk)
+    context = {
+        "job": generation,
+        "curl": history.as_curl(generation),
+        "can_delete": history.can_delete(request.user, generation),
+        "was_running": request.GET.get("was") == "running",
+        "rerun_nonce": generate_form.new_nonce(),
+        "can_run": request.user.has_role(Role.OPERATOR),
+    }
+    template = "console/generation.html#job-status" if request.htmx else "console/generation.html"
+    return render(request, template, context)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def job_row(request: HttpRequest, pk: int) -> HttpResponse:
+    context = {"job": _visible_job(request, pk)}
+    return render(request, "console/history.html#job-row", context)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
+    """The cached copy, to members who can see the job; never a public media URL."""
+    generation = _visible_job(request, pk)
+    output = get_object_or_404(Output, generation=generation, position=position)
+    path = media_cache.cached_path(output)
+    if path is None or not path.is_file():
+        raise Http404(_("This output is not cached; open the original link."))
+    response = FileResponse(path.open("rb"), content_type=output.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Content-Disposition"] = f'inline; filename="{path.name}"'
+    return response
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    source = _visible_job(request, pk)
+    choice = generate_form.choose(request.user, source.model_id, source.key_id)
+    if choice.model is None or choice.key is None or choice.model.model_id != source.model_id:
+        messages.error(request, _("This model or key is no longer available to you."))
+        return redirect("generation", pk=pk)
+    try:
+        submission = generations.do_submit(
+            request.user,
+            choice.key,
+            choice.model.data,
+            nonce=request.POST.get("nonce") or generate_form.new_nonce(),
+            prompt=source.prompt,
+            params={k: v for k, v in source.params.items() if k != "referenceMediaItems"},
+            reference_file_ids=source.reference_file_ids,
+        )
+    except (GrantRefused, RivyaError) as exc:
+        text = generate_form.error_message(exc) if isinstance(exc, RivyaError) else str(exc)
+        messages.error(request, text)
+        return redirect("generation", pk=pk)
+    return redirect("generation", pk=submission.generation.pk)
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def job_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    generation = _visible_job(request, pk)
+    if not history.can_delete(request.user, generation):
+        raise PermissionDenied
+    generations.do_delete(generation)
+    messages.success(request, _("Job removed from the console's history with its cached files."))
+    return redirect("history")
+
+
+@role_required(Role.OPERATOR)
+@require_http_methods(["GET", "POST"])
+def side_by_side(request: HttpRequest) -> HttpResponse:
+    form = compare.CompareForm(request.user, request.POST or None, initial=compare.initial())
+    if request.method == "POST" and form.is_valid():
+        batch, failures = compare.do_submit_all(request.user, form)
+        for failure in failures:
+            messages.error(request, failure)
+        return redirect(f"{request.path}?batch={batch}")
+    batch = request.GET.get("batch", "")
+    jobs = []
+    if _is_uuid(batch):
+        visible = generations.visible_generations(request.user)
+        jobs = list(visible.filter(batch=batch).order_by("id"))
+    status = 400 if form.errors else 200
+    return render(request, "console/compare.html", {"form": form, "jobs": jobs}, status=status)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

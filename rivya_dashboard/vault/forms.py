@@ -1,0 +1,253 @@
+"""Forms of the Keys section: add and replace a key, grants, and the ledger filters."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+
+from django import forms
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.vault.models import (
+    Action,
+    ApiKey,
+    Environment,
+    KeyGrant,
+    LedgerEntry,
+)
+
+
+class SecretInput(forms.PasswordInput):
+    """Never renders the value back: a re-shown form must not carry the key into the page."""
+
+    def __init__(self) -> None:
+        super().__init__(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
+
+
+def environment_choices() -> list[tuple[str, str]]:
+    if settings.RIVYA_SANDBOX:
+        return list(Environment.choices)
+    return [c for c in Environment.choices if c[0] != Environment.SANDBOX]
+
+
+class KeyAddForm(forms.Form):
+    label = forms.CharField(
+        label=_("Label"),
+        max_length=100,
+        help_text=_("A name the team recognises, e.g. “Production - marketing”."),
+    )
+    environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
+    base_url = forms.CharField(
+        label=_("Custom base URL"),
+        required=False,
+        max_length=300,
+        help_text=_("Only for a custom environment: the API root including /api/v1."),
+    )
+    secret = forms.CharField(label=_("API key"), widget=SecretInput(), max_length=300)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].choices = environment_choices()
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"].strip()
+        if ApiKey.objects.filter(label__iexact=label).exists():
+            raise forms.ValidationError(_("Another key has this label; choose another."))
+        return label
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("environment") == Environment.CUSTOM and not data.get("base_url"):
+            self.add_error("base_url", _("Enter the API root URL for a custom environment."))
+        return data
+
+
+class KeyReplaceForm(forms.Form):
+    secret = forms.CharField(label=_("New API key"), widget=SecretInput(), max_length=300)
+
+
+class KeyDeleteForm(forms.Form):
+    confirm = forms.CharField(label=_("Type the key's label to confirm"), max_length=100)
+
+    def __init__(self, *args, key: ApiKey, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.key = key
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"].strip()
+        if typed != self.key.label:
+            raise forms.ValidationError(_("Type the label exactly as shown to delete the key."))
+        return typed
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=[("active", "active"), ("disabled", "disabled")])
+
+
+class GrantForm(forms.ModelForm):
+    actions = forms.MultipleChoiceField(
+        label=_("Allowed actions"),
+        choices=Action.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    expires_at = forms.DateTimeField(
+        label=_("Expires (UTC)"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta:
+        model = KeyGrant
+        fields = ["member", "actions", "daily_cap", "monthly_cap", "expires_at"]
+        labels = {
+            "member": _("Member"),
+            "daily_cap": _("Credit cap per day"),
+            "monthly_cap": _("Credit cap per month"),
+        }
+        help_texts = {
+            "daily_cap": _("Leave empty for no daily cap."),
+            "monthly_cap": _("Leave empty for no monthly cap."),
+        }
+
+    def __init__(self, *args, key: ApiKey, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.key = key
+        if self.instance.pk:
+            del self.fields["member"]
+        else:
+            # Owners and admins use every key already; viewers cannot call the API.
+            taken = key.grants.values("member")
+            self.fields["member"].queryset = (
+                User.objects.filter(role=Role.OPERATOR, is_active=True)
+                .exclude(pk__in=taken)
+                .order_by("username")
+            )
+        for name in ("daily_cap", "monthly_cap"):
+            self.fields[name].widget.attrs["min"] = 1
+
+    def clean_member(self) -> User:
+        member = self.cleaned_data["member"]
+        if not member.is_active:
+            raise forms.ValidationError(_("This member is deactivated; reactivate them first."))
+        return member
+
+    def clean_actions(self) -> list[str]:
+        actions = self.cleaned_data["actions"]
+        denied = self.key.denied_actions() & set(actions)
+        if denied:
+            labels = ", ".join(str(Action(a).label) for a in sorted(denied))
+            raise forms.ValidationError(
+                _("The key lacks the scopes for: %(actions)s. Untick them or use another key.")
+                % {"actions": labels}
+            )
+        return [a for a in Action.values if a in actions]
+
+    def clean_cap(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and value < 1:
+            raise forms.ValidationError(_("A cap is at least 1 credit; leave it empty for none."))
+        return value
+
+    def clean_daily_cap(self) -> int | None:
+        return self.clean_cap("daily_cap")
+
+    def clean_monthly_cap(self) -> int | None:
+        return self.clean_cap("monthly_cap")
+
+    def clean_expires_at(self) -> datetime | None:
+        expires = self.cleaned_data.get("expires_at")
+        if expires is not None and expires <= timezone.now():
+            raise forms.ValidationError(_("Pick a time in the future, or leave it empty."))
+        return expires
+
+
+class LedgerFilterForm(forms.Form):
+    member = forms.ModelChoiceField(
+        label=_("Member"),
+        queryset=User.objects.order_by("username"),
+        required=False,
+        empty_label=_("Anyone"),
+    )
+    key = forms.CharField(label=_("Key label"), required=False, max_length=100)
+    operation = forms.CharField(label=_("Operation"), required=False, max_length=64)
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        required=False,
+        choices=[("", _("Any")), ("ok", _("Succeeded")), ("failed", _("Failed"))],
+    )
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The start date is after the end date; swap them."))
+        return data
+
+    def filtered(self) -> QuerySet[LedgerEntry]:
+        entries = LedgerEntry.objects.all()
+        if not self.is_bound or not self.is_valid():
+            return entries
+        data = self.cleaned_data
+        if data["member"]:
+            entries = entries.filter(member=data["member"])
+        if data["key"]:
+            entries = entries.filter(key_label__iexact=data["key"].strip())
+        if data["operation"]:
+            entries = entries.filter(operation__startswith=data["operation"].strip())
+        ok = Q(http_status__gte=200, http_status__lt=300)
+        if data["outcome"] == "ok":
+            entries = entries.filter(ok)
+        elif data["outcome"] == "failed":
+            entries = entries.exclude(ok)
+        if data["date_from"]:
+            entries = entries.filter(at__gte=day_start(data["date_from"]))
+        if data["date_to"]:
+            entries = entries.filter(at__lt=day_start(data["date_to"]) + timedelta(days=1))
+        return entries
+
+
+def day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+LEDGER_COLUMNS = [
+    "time_utc",
+    "member",
+    "key",
+    "operation",
+    "model",
+    "http_status",
+    "request_id",
+    "idempotency_key",
+    "credits_reserved",
+    "credits_final",
+    "latency_ms",
+    "error_code",
+]
+
+
+def ledger_csv_rows(entries: QuerySet[LedgerEntry]) -> Iterator[list]:
+    yield LEDGER_COLUMNS
+    for e in entries.iterator(chunk_size=500):
+        yield [
+            e.at.isoformat(),
+            e.member_name,
+            e.key_label,
+            e.operation,
+            e.model,
+            e.http_status if e.http_status is not None else "",
+            e.request_id,
+            e.idempotency_key,
+            e.credits_reserved if e.credits_reserved is not None else "",
+            e.credits_final if e.credits_final is not None else "",
+            e.latency_ms if e.latency_ms is not None else "",
+            e.error_code,
+        ]

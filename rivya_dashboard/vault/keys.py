@@ -1,0 +1,276 @@
+"""Adding, testing, replacing, disabling and deleting team keys; each write is audited.
+
+A key is tested against the API before it is stored: `GET /credits` must answer, and cheap
+reads tell which scopes the key holds (a 403 `api_scope_denied` means the scope is missing, a
+404 for a made-up id means the scope is there). Create scopes cannot be probed without
+creating something, so they stay "unchecked" until first use.
+"""
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from rivya_dashboard.accounts.audit import record
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.rivya.client import RivyaClient
+from rivya_dashboard.rivya.errors import AuthError, NotFound, RivyaError
+from rivya_dashboard.vault import ledger, ssrf, transport
+from rivya_dashboard.vault.models import (
+    KEY_PREFIX,
+    PRODUCTION_BASE_URL,
+    ApiKey,
+    Environment,
+    KeyStatus,
+    LedgerEntry,
+)
+
+KEY_FORMAT = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{8,200}}$")
+SCOPE_DENIED = "api_scope_denied"
+
+# Scope -> (a cheap read needing it, whether a 404 proves the scope: true for made-up ids).
+SCOPE_PROBES: dict[str, tuple[Callable[[RivyaClient], object], bool]] = {
+    "credits:read": (lambda client: client.get_credits(), False),
+    "generations:read": (lambda client: client.get_generation("gen_console_scope_probe"), True),
+    "files:read": (lambda client: client.get_file("file_console_scope_probe"), True),
+    "webhooks:manage": (lambda client: client.list_webhooks(limit=1), False),
+    "chat:read": (lambda client: client.list_chat_sessions(limit=1), False),
+}
+UNPROBED_SCOPES = ("generations:create", "files:create", "chat:create")
+
+
+class KeyRejected(Exception):
+    """The key cannot be stored or used; the message says what to do."""
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+def rejection_text(exc: KeyRejected) -> str:
+    if exc.request_id:
+        return _("%(message)s (Rivya request id: %(id)s)") % {
+            "message": exc.message,
+            "id": exc.request_id,
+        }
+    return exc.message
+
+
+@dataclass
+class ProbeResult:
+    credits: object = None
+    scopes: dict[str, str] = field(default_factory=dict)
+    entry_ids: list[int] = field(default_factory=list)
+
+
+def check_key_format(raw: str) -> str:
+    raw = raw.strip()
+    if not KEY_FORMAT.match(raw):
+        raise KeyRejected(
+            _(
+                "That does not look like a Rivya API key: it starts with %(prefix)s, then letters "
+                "and digits, no spaces. Copy it again from Settings → API Keys."
+            )
+            % {"prefix": KEY_PREFIX}
+        )
+    return raw
+
+
+def resolve_base_url(environment: str, custom_url: str, request: HttpRequest | None) -> str:
+    if environment == Environment.SANDBOX:
+        if not settings.RIVYA_SANDBOX:
+            raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
+        return transport.sandbox_base_url(request, settings.RIVYA_PUBLIC_URL)
+    if environment == Environment.CUSTOM:
+        try:
+            return ssrf.check_url(custom_url)
+        except ssrf.UnsafeURL as exc:
+            raise KeyRejected(str(exc)) from None
+    return PRODUCTION_BASE_URL
+
+
+def probe_scope(client: RivyaClient, scope: str) -> tuple[str, RivyaError | None]:
+    """The scope's state and the error that told it; raises when the key itself is refused."""
+    call, missing_proves_scope = SCOPE_PROBES[scope]
+    try:
+        call(client)
+    except NotFound as exc:
+        return ("ok" if missing_proves_scope else "unchecked"), exc
+    except AuthError as exc:
+        if exc.code == SCOPE_DENIED:
+            return "denied", exc
+        raise
+    except RivyaError as exc:
+        if scope == "credits:read":
+            raise
+        return "unchecked", exc
+    return "ok", None
+
+
+def probe_key(
+    key: ApiKey, raw: str, actor: User | None, *, session: requests.Session | None = None
+) -> ProbeResult:
+    """Test raw against the API as key (saved or not). Every call is a ledger row."""
+    client = transport.build_client(key, raw, session=session)
+    result = ProbeResult()
+    for scope in SCOPE_PROBES:
+        try:
+            with ledger.recording(actor, key, f"keys.test.{scope}", client=client) as entry:
+                result.entry_ids.append(entry.pk)
+                state, answer = probe_scope(client, scope)
+                if answer is not None:
+                    ledger.settle_failure(entry, answer)
+        except RivyaError as exc:
+            raise KeyRejected(
+                _("Rivya did not accept this key: %(message)s") % {"message": exc.message},
+                request_id=exc.request_id,
+            ) from None
+        result.scopes[scope] = state
+    result.scopes.update({scope: "unchecked" for scope in UNPROBED_SCOPES})
+    return result
+
+
+def attach_entries(key: ApiKey, probe: ProbeResult) -> None:
+    LedgerEntry.objects.filter(pk__in=probe.entry_ids, key__isnull=True).update(key=key)
+
+
+def do_add_key(
+    actor: User | None,
+    *,
+    label: str,
+    environment: str,
+    raw: str,
+    base_url: str = "",
+    request: HttpRequest | None = None,
+    session: requests.Session | None = None,
+) -> ApiKey:
+    raw = check_key_format(raw)
+    key = ApiKey(
+        label=label,
+        environment=environment,
+        base_url=resolve_base_url(environment, base_url, request),
+        added_by=actor,
+    )
+    probe = probe_key(key, raw, actor, session=session)
+    with transaction.atomic():
+        key.scopes, key.tested_at = probe.scopes, timezone.now()
+        key.save()
+        key.store_secret(raw)
+        key.save(update_fields=["secret", "last4"])
+        attach_entries(key, probe)
+        record(
+            actor,
+            "key.added",
+            key.label,
+            request=request,
+            environment=environment,
+            base_url=key.base_url,
+            key_id=key.pk,
+        )
+    return key
+
+
+def do_test_key(
+    actor: User,
+    key: ApiKey,
+    *,
+    request: HttpRequest | None = None,
+    session: requests.Session | None = None,
+) -> ProbeResult:
+    """Re-test a stored key and refresh its scopes; DecryptionError if it cannot be read."""
+    try:
+        probe = probe_key(key, key.reveal(), actor, session=session)
+    except KeyRejected as exc:
+        record(
+            actor,
+            "key.test_failed",
+            key.label,
+            request=request,
+            key_id=key.pk,
+            request_id=exc.request_id or "",
+        )
+        raise
+    key.scopes, key.tested_at = probe.scopes, timezone.now()
+    key.save(update_fields=["scopes", "tested_at"])
+    record(
+        actor,
+        "key.tested",
+        key.label,
+        request=request,
+        key_id=key.pk,
+        denied=sorted(s for s, state in probe.scopes.items() if state == "denied"),
+    )
+    return probe
+
+
+def do_replace_key(
+    actor: User,
+    key: ApiKey,
+    raw: str,
+    *,
+    request: HttpRequest | None = None,
+    session: requests.Session | None = None,
+) -> ProbeResult:
+    """Store a new value for the key (after a rotation at Rivya); grants and ledger stay."""
+    raw = check_key_format(raw)
+    probe = probe_key(key, raw, actor, session=session)
+    with transaction.atomic():
+        key.store_secret(raw)
+        key.scopes, key.tested_at, key.replaced_at = probe.scopes, timezone.now(), timezone.now()
+        key.save(update_fields=["secret", "last4", "scopes", "tested_at", "replaced_at"])
+        record(actor, "key.replaced", key.label, request=request, key_id=key.pk)
+    return probe
+
+
+@transaction.atomic
+def do_set_status(actor: User, key: ApiKey, status: str, *, request: HttpRequest) -> None:
+    if key.status == status:
+        return
+    key.status = status
+    key.save(update_fields=["status"])
+    action = "key.enabled" if status == KeyStatus.ACTIVE else "key.disabled"
+    record(actor, action, key.label, request=request, key_id=key.pk)
+
+
+@transaction.atomic
+def do_delete_key(actor: User, key: ApiKey, *, request: HttpRequest) -> None:
+    """Ledger rows keep the label (their key link becomes empty); grants go with the key."""
+    label, pk, grants = key.label, key.pk, key.grants.count()
+    key.delete()
+    record(actor, "key.deleted", label, request=request, key_id=pk, grants_removed=grants)
+
+
+def sandbox_label() -> str:
+    label, number = "Sandbox", 1
+    while ApiKey.objects.filter(label=label).exists():
+        number += 1
+        label = f"Sandbox {number}"
+    return label
+
+
+def do_add_sandbox_key(
+    actor: User, *, request: HttpRequest | None, session: requests.Session | None = None
+) -> ApiKey:
+    """Mint a key through the sandbox's own command (the vault imports no sandbox code)."""
+    if not settings.RIVYA_SANDBOX:
+        raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
+    output = io.StringIO()
+    call_command("sandbox_key", name="Console", stdout=output, stderr=io.StringIO())
+    raw = output.getvalue().strip().splitlines()[-1]
+    return do_add_key(
+        actor,
+        label=sandbox_label(),
+        environment=Environment.SANDBOX,
+        raw=raw,
+        request=request,
+        session=session,
+    )

@@ -1,0 +1,217 @@
+// Chat page: follows each reply's event stream, Stop, keyboard shortcuts, code copy buttons.
+// The server keeps reading a reply when this page goes away; reopening resumes from the last
+// event id shown, so nothing here has to survive a refresh.
+(function () {
+  var active = null; // {turn, source, stopUrl}
+  var following = true;
+
+  function composer() { return document.getElementById("composer"); }
+  function input() { var form = composer(); return form && form.querySelector("[data-composer-input]"); }
+  function csrfToken() {
+    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  function nearBottom() {
+    var doc = document.documentElement;
+    return window.innerHeight + window.scrollY >= doc.scrollHeight - 120;
+  }
+  function follow() {
+    if (following) {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+    } else {
+      var pill = document.querySelector("[data-follow]");
+      if (pill) pill.hidden = false;
+    }
+  }
+  window.addEventListener("scroll", function () {
+    following = nearBottom();
+    var pill = document.querySelector("[data-follow]");
+    if (pill && following) pill.hidden = true;
+  }, { passive: true });
+
+  function setBusy(busy) {
+    var form = composer();
+    if (!form) return;
+    var stop = form.querySelector("[data-stop]");
+    var send = form.querySelector("[data-send]");
+    if (stop) stop.hidden = !busy;
+    if (send) send.disabled = busy;
+    form.toggleAttribute("data-busy", busy);
+  }
+
+  function showComposerError(message, requestId) {
+    var form = composer();
+    if (!form) return;
+    var box = form.querySelector("[data-composer-error]");
+    box.querySelector("[data-composer-error-text]").textContent = message;
+    box.querySelector("[data-composer-request-id]").textContent = requestId ? label("labelRequestId") + " " + requestId : "";
+    box.hidden = false;
+  }
+
+  function append(node, text) {
+    if (!node) return;
+    var last = node.lastChild;
+    if (last && last.nodeType === Node.TEXT_NODE) last.appendData(text);
+    else node.appendChild(document.createTextNode(text));
+  }
+
+  function finish(turn, event) {
+    var data = JSON.parse(event.data);
+    if (data.rejected) {
+      turn.remove();
+      showComposerError(data.text, data.request_id);
+      var box = input();
+      if (box && !box.value) box.value = data.message || "";
+    } else if (data.html) {
+      var template = document.createElement("template");
+      template.innerHTML = data.html.trim();
+      var fresh = template.content.firstElementChild;
+      turn.replaceWith(fresh);
+      if (window.htmx) window.htmx.process(fresh);
+      enhance(fresh);
+    }
+    follow();
+  }
+
+  function listen(turn) {
+    if (active && active.turn === turn) return;
+    var url = turn.getAttribute("data-stream-url");
+    var after = turn.getAttribute("data-after") || "0";
+    var source = new EventSource(url + "?after=" + encodeURIComponent(after));
+    var reply = turn.querySelector("[data-reply]");
+    var thinking = turn.querySelector("[data-thinking]");
+    active = { turn: turn, source: source, stopUrl: turn.getAttribute("data-stop-url") };
+    setBusy(true);
+
+    source.addEventListener("delta", function (event) {
+      append(reply, JSON.parse(event.data).text);
+      turn.setAttribute("data-status", "streaming");
+      follow();
+    });
+    source.addEventListener("thinking", function (event) {
+      var details = thinking && thinking.closest("details");
+      if (details) details.hidden = false;
+      append(thinking, JSON.parse(event.data).text);
+    });
+    ["done", "stopped", "error"].forEach(function (name) {
+      source.addEventListener(name, function (event) {
+        source.close();
+        active = null;
+        setBusy(false);
+        finish(turn, event);
+      });
+    });
+    source.onerror = function () {
+      // EventSource reconnects by itself with Last-Event-ID; CLOSED means the server said no.
+      if (source.readyState === EventSource.CLOSED && active && active.source === source) {
+        active = null;
+        setBusy(false);
+        showComposerError(label("labelStreamLost"), "");
+      }
+    };
+  }
+
+  // Translated words come from data attributes on the conversation, rendered by the template.
+  function label(name) {
+    var conversation = document.getElementById("conversation");
+    return (conversation && conversation.dataset[name]) || "";
+  }
+
+  function stop() {
+    if (!active || !active.stopUrl) return;
+    fetch(active.stopUrl, {
+      method: "POST",
+      headers: { "X-CSRFToken": csrfToken(), "HX-Request": "true" },
+      credentials: "same-origin",
+    });
+  }
+
+  function enhance(root) {
+    root.querySelectorAll(".markdown pre").forEach(function (pre) {
+      if (pre.parentElement.classList.contains("code-block")) return;
+      var wrap = document.createElement("div");
+      wrap.className = "code-block";
+      pre.replaceWith(wrap);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "button button-quiet button-small code-copy";
+      button.textContent = label("labelCopy");
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(pre.textContent).then(function () {
+          button.textContent = label("labelCopied");
+          setTimeout(function () { button.textContent = label("labelCopy"); }, 1500);
+        });
+      });
+      wrap.appendChild(button);
+      wrap.appendChild(pre);
+    });
+    root.querySelectorAll("[data-stream-url]").forEach(listen);
+  }
+
+  function grow(box) {
+    box.style.blockSize = "auto";
+    box.style.blockSize = Math.min(box.scrollHeight + 2, window.innerHeight * 0.4) + "px";
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    var typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.matches("[data-composer-input]")) {
+      event.preventDefault();
+      if (!active) composer().requestSubmit();
+      return;
+    }
+    if (event.key === "Escape" && active) {
+      event.preventDefault();
+      stop();
+      return;
+    }
+    if (typing) return;
+    if (event.key === "?") {
+      event.preventDefault();
+      document.getElementById("chat-shortcuts").showModal();
+    } else if (event.key === "/") {
+      event.preventDefault();
+      if (input()) input().focus();
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-stop]")) { stop(); return; }
+    if (event.target.closest("[data-shortcuts-open]")) {
+      document.getElementById("chat-shortcuts").showModal();
+      return;
+    }
+    if (event.target.closest("[data-follow]")) {
+      following = true;
+      follow();
+      event.target.closest("[data-follow]").hidden = true;
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches("[data-stop-form]")) { event.preventDefault(); stop(); }
+  });
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches("[data-composer-input]")) grow(event.target);
+  });
+
+  document.addEventListener("htmx:load", function (event) {
+    enhance(event.detail.elt);
+    if (event.detail.elt.id === "composer") {
+      setBusy(Boolean(active));
+      following = true;
+      follow();
+      if (input()) input().focus();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    enhance(document);
+    following = true;
+    follow();
+    if (input()) input().focus();
+  });
+})();

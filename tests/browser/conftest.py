@@ -1,0 +1,128 @@
+"""Playwright fixtures: Debian's chromium against pytest-django's live server.
+
+Every page a test opens is watched: a Content-Security-Policy violation or an uncaught script
+error fails the test at teardown, so later browser tests get that check for free.
+"""
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from rivya_dashboard.accounts.models import User
+from tests.conftest import make_member
+
+# Playwright's sync API keeps an event loop running in the test thread; Django would otherwise
+# refuse the ORM calls that fixtures and tests make next to it.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = Path(django_settings.BASE_DIR) / "test-output" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Browser tests need Debian's chromium: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class WatchedContext:
+    """Opens browser contexts on the live server and remembers what their pages complained of."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.contexts: list[BrowserContext] = []
+        self.complaints: list[str] = []
+
+    def open(self, member: User | None = None, **options: object) -> BrowserContext:
+        """A fresh context; with a member, it starts signed in as them (no login form)."""
+        options.setdefault("viewport", DESKTOP)
+        context = self.browser.new_context(base_url=self.base_url, **options)
+        context.set_default_timeout(5000)
+        context.on("console", lambda message: self.complaints.append(message.text))
+        context.on("weberror", lambda error: self.complaints.append(str(error.error)))
+        if member is not None:
+            context.add_cookies([session_cookie(member, self.base_url)])
+        self.contexts.append(context)
+        return context
+
+    def csp_violations(self) -> list[str]:
+        return [text for text in self.complaints if "Content Security Policy" in text]
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def contexts(browser: Browser, live_server, transactional_db) -> Iterator[WatchedContext]:
+    watched = WatchedContext(browser, live_server.url)
+    yield watched
+    watched.close()
+    assert watched.csp_violations() == []
+    script_errors = [text for text in watched.complaints if "Uncaught" in text]
+    assert script_errors == []
+
+
+@pytest.fixture
+def page(contexts: WatchedContext) -> Page:
+    """A visitor's page, not signed in."""
+    return contexts.open().new_page()
+
+
+def session_cookie(member: User, url: str) -> dict[str, str]:
+    client = Client()
+    client.force_login(member)
+    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
+    return {"name": cookie.key, "value": cookie.value, "url": url}
+
+
+@pytest.fixture
+def page_as(contexts: WatchedContext) -> Callable[..., Page]:
+    """page_as(role) or page_as(role, "name"): a page signed in as a new member of that role."""
+
+    def open_page(role: str, username: str | None = None, **options: object) -> Page:
+        member = User.objects.filter(username=username or role).first()
+        return contexts.open(member or make_member(role, username), **options).new_page()
+
+    return open_page
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Page, str], None]:
+    """screenshot(page, name): the page in light and dark at desktop width, and on a phone."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def shoot(page: Page, name: str) -> None:
+        viewport = page.viewport_size
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.set_viewport_size(DESKTOP)
+            page.screenshot(path=SCREENSHOTS / f"{name}-desktop-{scheme}.png", full_page=True)
+            page.set_viewport_size(PHONE)
+            page.screenshot(path=SCREENSHOTS / f"{name}-phone-{scheme}.png", full_page=True)
+        page.emulate_media(color_scheme="null")
+        page.set_viewport_size(viewport)
+
+    return shoot

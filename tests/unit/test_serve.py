@@ -1,0 +1,224 @@
+"""`manage.py serve` as a person runs it: one real process tree on a free port and a temp data dir.
+
+The tests share one server (starting it migrates a fresh database); the SIGTERM test stops it, so
+it comes last.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 25.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_env(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(RIVYA_DATA_DIR=str(data_dir), RIVYA_DEBUG="0", PYTHONUNBUFFERED="1")
+    return env
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def get(url: str) -> tuple[int, str, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.geturl(), response.read().decode()
+
+
+class Served:
+    """A running `serve` whose merged output is collected line by line."""
+
+    def __init__(self, port: int, data_dir: Path, *options: str) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "1", *options],
+            cwd=ROOT,
+            env=serve_env(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+
+    def output(self) -> str:
+        with self.changed:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, *, count: int = 1, timeout: float = 10.0) -> list[str]:
+        """Wait until `pattern` has matched `count` lines; return the last match's groups."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                matches = [m for line in self.lines if (m := re.search(pattern, line))]
+                if len(matches) >= count:
+                    return list(matches[count - 1].groups())
+                left = deadline - time.monotonic()
+                if left <= 0 or self.process.poll() is not None:
+                    raise AssertionError(f"{pattern!r} not seen; output:\n" + "\n".join(self.lines))
+                self.changed.wait(min(left, 0.2))
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if get(self.url("/healthz"))[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert self.process.poll() is None, self.output()
+            time.sleep(0.1)
+        raise AssertionError("/healthz never answered 200; output:\n" + self.output())
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+    def child_pids(self) -> set[int]:
+        pids = re.findall(r"started \(pid (\d+)\)|Booting worker with pid: (\d+)", self.output())
+        return {int(a or b) for a, b in pids}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    server = Served(free_port(), tmp_path_factory.mktemp("serve-data"))
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_it_prepares_the_data_dir_and_shows_the_setup_page(served):
+    assert f"running at http://127.0.0.1:{served.port}/" in served.output()
+    assert (served.data_dir / "rivya.sqlite3").exists()
+    assert (served.data_dir / "static" / "staticfiles.json").exists()
+
+    status, final_url, body = get(served.url("/"))
+
+    assert status == 200
+    assert final_url == served.url("/setup/")
+    assert "Create owner account" in body
+    stylesheet = re.search(r'href="(/static/css/console\.[0-9a-f]+\.css)"', body)
+    assert stylesheet, "the page should link the hashed stylesheet that collectstatic wrote"
+    assert get(served.url(stylesheet.group(1)))[0] == 200
+
+
+def test_it_refuses_a_port_that_is_taken(served):
+    second = subprocess.run(
+        [sys.executable, "manage.py", "serve", "--port", str(served.port)],
+        cwd=ROOT,
+        env=serve_env(served.data_dir),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert second.returncode == 1
+    message = second.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"Port {served.port} on 127.0.0.1 is already in use" in message
+    assert "Traceback" not in second.stdout + second.stderr
+    assert get(served.url("/healthz"))[0] == 200
+
+
+def test_it_runs_only_the_web_server_with_no_worker(served):
+    web_only = Served(free_port(), served.data_dir, "--no-worker")
+    try:
+        web_only.wait_healthy()
+        web_only.wait_for(r"Listening at: http://127\.0\.0\.1:\d+")
+        assert "worker started" not in web_only.output()
+    finally:
+        assert web_only.stop() == 0
+
+
+@pytest.mark.parametrize("name", ["worker", "web"])
+def test_it_restarts_a_crashed_child(served, name):
+    before = served.output().count(f"{name} started (pid")
+    (pid,) = served.wait_for(rf"{name} started \(pid (\d+)\)", count=before)
+
+    os.kill(int(pid), signal.SIGKILL)
+
+    served.wait_for(rf"{name} \(pid {pid}\) exited with code -9; restarting in \d+ s")
+    (new_pid,) = served.wait_for(rf"{name} started \(pid (\d+)\)", count=before + 1)
+    assert new_pid != pid
+    served.wait_healthy(timeout=10)
+
+
+def wait_until_gone(pids: set[int], timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while any(is_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if is_alive(pid)]
+
+
+def assert_port_free(port: int) -> None:
+    with socket.socket() as probe:
+        # Like any server: connections left in TIME_WAIT must not count as "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+        probe.listen()
+
+
+def test_a_killed_serve_leaves_no_orphans_holding_the_port(served):
+    doomed = Served(free_port(), served.data_dir, "--no-worker")
+    try:
+        doomed.wait_healthy()
+        doomed.wait_for(r"Booting worker with pid")
+        pids = doomed.child_pids()
+
+        doomed.process.kill()
+
+        assert not wait_until_gone(pids), doomed.output()
+        assert_port_free(doomed.port)
+    finally:
+        doomed.stop()
+
+
+def test_it_stops_every_process_on_sigterm(served):
+    pids = served.child_pids()
+    assert len(pids) >= 3, served.output()  # web, its gunicorn worker(s), the task worker
+
+    served.process.send_signal(signal.SIGTERM)
+
+    assert served.process.wait(timeout=20) == 0, served.output()
+    assert "Stopped" in served.output()
+    assert not wait_until_gone(pids, timeout=5)
+    assert_port_free(served.port)

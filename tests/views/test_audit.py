@@ -1,0 +1,167 @@
+"""The audit log: append-only rows, the filtered page, its htmx partial and its CSV export."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from rivya_dashboard.accounts.audit import record
+from rivya_dashboard.accounts.models import AuditEvent, Role
+
+pytestmark = pytest.mark.django_db
+
+AUDIT = "/accounts/audit/"
+EXPORT = "/accounts/audit/export.csv"
+
+
+@pytest.fixture
+def events(members) -> list[AuditEvent]:
+    owner, admin = members[Role.OWNER], members[Role.ADMIN]
+    rows = [
+        (owner, "member.role_changed", "viewer", datetime(2026, 3, 1, 9, tzinfo=UTC)),
+        (owner, "invite.created", "a@example.test", datetime(2026, 3, 2, 23, 59, tzinfo=UTC)),
+        (admin, "key.created", "prod", datetime(2026, 3, 3, 0, 0, tzinfo=UTC)),
+        (admin, "member.deactivated", "operator", datetime(2026, 3, 5, 12, tzinfo=UTC)),
+    ]
+    made = []
+    for actor, action, target, at in rows:
+        event = record(actor, action, target, note=action)
+        backdate(event, at)
+        made.append(event)
+    return made
+
+
+def backdate(event: AuditEvent, at: datetime) -> None:
+    # The model refuses updates, so tests set the time underneath it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET at = %s WHERE id = %s",  # noqa: S608
+            [at, event.pk],
+        )
+
+
+def actions(response) -> list[str]:
+    return [event.action for event in response.context["events"]]
+
+
+def csv_actions(response) -> list[str]:
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    return [row["action"] for row in rows]
+
+
+def test_rows_cannot_be_changed_or_deleted(members):
+    event = record(members[Role.OWNER], "member.role_changed", "viewer", old="viewer", new="admin")
+    event.action = "nothing.happened"
+    with pytest.raises(TypeError):
+        event.save()
+    with pytest.raises(TypeError):
+        event.delete()
+    with pytest.raises(TypeError):
+        AuditEvent.objects.filter(pk=event.pk).update(action="nothing.happened")
+    with pytest.raises(TypeError):
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.get().action == "member.role_changed"
+
+
+def test_every_account_change_through_the_pages_is_audited(owner_client, members):
+    viewer = members[Role.VIEWER]
+    owner_client.post("/accounts/team/members/%d/role/" % viewer.pk, {"role": "operator"})
+    owner_client.post("/accounts/team/members/%d/active/" % viewer.pk, {"active": "0"})
+    owner_client.post("/accounts/team/members/%d/active/" % viewer.pk, {"active": "1"})
+    owner_client.post(
+        "/accounts/team/invites/", {"email": "n@example.test", "role": "viewer", "days": 2}
+    )
+    invite_pk = members[Role.OWNER].invite_set.get().pk
+    owner_client.post(f"/accounts/team/invites/{invite_pk}/revoke/")
+    logged = AuditEvent.objects.order_by("id")
+    assert [(e.action, e.actor_name) for e in logged] == [
+        ("member.role_changed", "owner"),
+        ("member.deactivated", "owner"),
+        ("member.reactivated", "owner"),
+        ("invite.created", "owner"),
+        ("invite.revoked", "owner"),
+    ]
+    assert all(e.ip == "127.0.0.1" for e in logged)
+
+
+def test_the_page_shows_every_event_newest_first(clients, events):
+    response = clients[Role.ADMIN].get(AUDIT)
+    assert response.status_code == 200
+    assert actions(response) == [
+        "member.deactivated",
+        "key.created",
+        "invite.created",
+        "member.role_changed",
+    ]
+    assert "2026-03-05 12:00:00" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("actor={admin}", ["member.deactivated", "key.created"]),
+        ("action=member.", ["member.deactivated", "member.role_changed"]),
+        ("date_from=2026-03-02&date_to=2026-03-03", ["key.created", "invite.created"]),
+        ("date_from=2026-03-04", ["member.deactivated"]),
+        ("actor={owner}&action=invite", ["invite.created"]),
+        ("action=nothing", []),
+    ],
+)
+def test_filters_and_the_csv_export_show_the_same_rows(clients, members, events, query, expected):
+    query = query.format(admin=members[Role.ADMIN].pk, owner=members[Role.OWNER].pk)
+    client = clients[Role.ADMIN]
+    page = client.get(f"{AUDIT}?{query}")
+    assert page.status_code == 200
+    assert actions(page) == expected
+    export = client.get(f"{EXPORT}?{query}")
+    assert export.status_code == 200
+    assert export["Content-Type"].startswith("text/csv")
+    assert csv_actions(export) == expected
+    # The export link on the page carries the same filter.
+    assert f'href="{EXPORT}?{query.replace("&", "&amp;")}"' in page.content.decode()
+
+
+def test_the_csv_export_holds_utc_times_and_json_detail(clients, events):
+    body = b"".join(clients[Role.ADMIN].get(EXPORT).streaming_content).decode()
+    first = next(csv.DictReader(io.StringIO(body)))
+    assert first["time_utc"] == "2026-03-05T12:00:00+00:00"
+    assert json.loads(first["detail"]) == {"note": "member.deactivated"}
+
+
+def test_a_reversed_date_range_is_a_clear_400(clients, events):
+    client = clients[Role.ADMIN]
+    response = client.get(f"{AUDIT}?date_from=2026-03-05&date_to=2026-03-01")
+    assert response.status_code == 400
+    assert "The start date is after the end date; swap them." in response.content.decode()
+    assert actions(response) == []
+    assert client.get(f"{EXPORT}?date_from=2026-03-05&date_to=2026-03-01").status_code == 400
+
+
+def test_an_htmx_request_gets_only_the_table(clients, events):
+    client = clients[Role.ADMIN]
+    response = client.get(f"{AUDIT}?action=key", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="audit-table"')
+    assert "<html" not in html
+    assert "key.created" in html
+    assert "member.deactivated" not in html
+
+
+def test_an_htmx_request_with_a_reversed_range_shows_the_error_in_the_table(clients, events):
+    response = clients[Role.ADMIN].get(
+        f"{AUDIT}?date_from=2026-03-05&date_to=2026-03-01", headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 400
+    assert "swap them" in response.content.decode()
+    assert "<html" not in response.content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.VIEWER])
+def test_the_log_is_closed_to_operators_and_viewers(clients, events, role):
+    assert clients[role].get(AUDIT).status_code == 403
+    assert clients[role].get(EXPORT).status_code == 403

@@ -1,0 +1,297 @@
+"""The chat page against the in-process sandbox: send, stream, resume, Stop, errors, export."""
+
+import json
+import time
+
+import pytest
+from django.urls import reverse
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.chat import relay
+from rivya_dashboard.chat.models import ChatEvent, ChatSession, ChatTurn
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.sandbox.faults import set_global_faults, set_key_faults
+from rivya_dashboard.sandbox.keys import find_key
+from rivya_dashboard.sandbox.models import Account
+from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "gpt-5-2-chat"
+
+
+@pytest.fixture
+def chat_ready(sandbox_client, vault_key, members):
+    do_store_catalogue(sandbox_client.list_models())
+    KeyGrant.objects.create(member=members[Role.OPERATOR], key=vault_key, actions=["chat"])
+    yield vault_key
+    wait_for_quiet()
+    set_global_faults({})
+
+
+def wait_for_quiet(timeout: float = 10) -> None:
+    """Every reader finished and saved: no thread may outlive its test's database."""
+    deadline = time.monotonic() + timeout
+    while relay.LIVE.snapshot() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not relay.LIVE.snapshot()
+
+
+def start_chat(client, key, message="Hello there, sandbox", **extra):
+    data = {"key": key.pk, "model": MODEL, "message": message, "idempotency_key": "idem-1"}
+    return client.post(reverse("chat-new"), {**data, **extra})
+
+
+def read_stream(client, turn, **headers) -> list[tuple[str, str, dict]]:
+    response = client.get(reverse("chat-turn-stream", args=[turn.pk]), **headers)
+    assert response["Content-Type"] == "text/event-stream"
+    body = b"".join(response.streaming_content).decode()
+    events = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def test_it_streams_a_reply_and_keeps_every_event(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    response = start_chat(client, chat_ready)
+    session = ChatSession.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("chat-session", args=[session.pk])
+    turn = session.turns.get()
+
+    events = read_stream(client, turn)
+
+    kinds = [kind for _, kind, _ in events]
+    assert kinds[-1] == "done" and kinds.count("delta") > 3
+    assert [int(seq) for seq, _, _ in events] == list(range(1, len(events) + 1))
+    text = "".join(data["text"] for _, kind, data in events if kind == "delta")
+    assert "This is the Rivya sandbox answering" in text
+    assert 'id="turn-' in events[-1][2]["html"]
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.DONE
+    assert turn.reply == text.rstrip()
+    assert turn.output_tokens and turn.input_tokens
+    assert turn.credits_reserved == 3 and turn.credits_final is not None
+    assert turn.ttft_ms is not None and turn.duration_ms >= turn.ttft_ms
+    assert turn.request_id.startswith("req_")
+    assert session.__class__.objects.get().remote_id.startswith("chs_")
+    entry = LedgerEntry.objects.get(operation="chat.stream")
+    assert entry.credits_final == turn.credits_final and entry.http_status == 200
+
+
+def test_it_resumes_a_stream_from_the_last_event_id(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    first = read_stream(client, turn)
+
+    resumed = read_stream(client, turn, HTTP_LAST_EVENT_ID="3")
+
+    assert [seq for seq, _, _ in resumed] == [seq for seq, _, _ in first][3:]
+    assert resumed[-1][1] == "done"
+
+
+def test_the_page_shows_the_text_so_far_and_where_to_resume(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    read_stream(client, turn)
+    session = turn.session
+    streaming = ChatTurn.objects.create(
+        session=session, created_by=turn.created_by, message="Second", model=MODEL,
+        status=ChatTurn.Status.STREAMING,
+    )  # fmt: skip
+    ChatEvent.objects.bulk_create(
+        ChatEvent(turn=streaming, seq=seq, kind="delta", text=word)
+        for seq, word in enumerate(["Half ", "a ", "reply"], start=1)
+    )
+
+    page = client.get(reverse("chat-session", args=[session.pk]))
+
+    html = page.content.decode()
+    assert "Half a reply" in html
+    assert f'data-stream-url="{reverse("chat-turn-stream", args=[streaming.pk])}"' in html
+    assert 'data-after="3"' in html
+    ChatTurn.objects.filter(pk=streaming.pk).update(status=ChatTurn.Status.DONE)
+
+
+def test_stop_ends_the_reply_and_keeps_the_partial_text(clients, chat_ready, sandbox_key):
+    set_key_faults(find_key(sandbox_key), {"slow-drip": 300})
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    deadline = time.monotonic() + 5
+    while not ChatEvent.objects.filter(turn=turn, kind="delta").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    asked = time.monotonic()
+    response = client.post(reverse("chat-turn-stop", args=[turn.pk]), HTTP_HX_REQUEST="true")
+    events = read_stream(client, turn)
+
+    assert response.status_code == 204
+    assert time.monotonic() - asked < 1
+    assert events[-1][1] == "stopped"
+    wait_for_quiet()
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.STOPPED
+    assert turn.reply.startswith("This is the Rivya sandbox")
+    assert len(turn.reply) < 150
+    assert turn.credits_final == 1
+    assert LedgerEntry.objects.get(operation="chat.stream").error_code == "stopped"
+
+
+def test_a_reset_mid_stream_ends_with_one_error_and_keeps_the_text(clients, chat_ready):
+    set_global_faults({"reset-after-delta": True})
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+
+    events = read_stream(client, turn)
+
+    kinds = [kind for _, kind, _ in events]
+    assert kinds == ["delta", "error"]
+    assert "notice-bad" in events[-1][2]["html"]
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.FAILED
+    assert turn.reply.startswith("This is")
+    assert turn.error_message
+
+
+def test_a_refusal_before_the_stream_shows_in_the_input_area(clients, chat_ready, sandbox_key):
+    Account.objects.filter(pk=find_key(sandbox_key).account_id).update(credits=0)
+    client = clients[Role.OPERATOR]
+
+    response = start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#composer"
+    html = response.content.decode()
+    assert "request id req_" in html
+    assert "Hello there, sandbox" in html
+    assert not ChatSession.objects.exists()
+    assert LedgerEntry.objects.get(operation="chat.stream").error_code == "insufficient_credits"
+
+
+def test_the_same_idempotency_key_sends_once(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    url = reverse("chat-send", args=[turn.session_id])
+    data = {"message": "Again", "idempotency_key": "idem-2"}
+    read_stream(client, turn)
+
+    client.post(url, data)
+    client.post(url, data)
+
+    assert ChatTurn.objects.filter(message="Again").count() == 1
+
+
+def test_htmx_send_appends_the_turn_and_a_fresh_composer(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+
+    response = client.post(
+        reverse("chat-send", args=[first.session_id]),
+        {"message": "Next one", "idempotency_key": "idem-3"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    html = response.content.decode()
+    turn = ChatTurn.objects.get(message="Next one")
+    assert f'id="turn-{turn.pk}"' in html
+    assert 'hx-swap-oob="true"' in html and "idem-3" not in html
+    assert "<html" not in html
+    read_stream(client, turn)
+
+
+def test_regenerate_replaces_the_last_reply(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+
+    response = client.post(
+        reverse("chat-turn-regenerate", args=[first.pk]), HTTP_HX_REQUEST="true"
+    )
+
+    fresh = ChatTurn.objects.exclude(pk=first.pk).get()
+    assert fresh.message == first.message
+    assert f'id="turn-{first.pk}" hx-swap-oob="delete"' in response.content.decode()
+    read_stream(client, fresh)
+    assert list(first.session.visible_turns()) == [fresh]
+
+
+def test_a_second_message_waits_for_the_running_reply(clients, chat_ready, sandbox_key):
+    set_key_faults(find_key(sandbox_key), {"slow-drip": 200})
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+
+    response = client.post(
+        reverse("chat-send", args=[turn.session_id]),
+        {"message": "Too soon", "idempotency_key": "idem-4"},
+    )
+
+    assert response.status_code == 400
+    assert "Wait for the reply to finish" in response.content.decode()
+    client.post(reverse("chat-turn-stop", args=[turn.pk]))
+
+
+def test_export_as_markdown_and_json(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    read_stream(client, turn)
+    turn.refresh_from_db()
+
+    markdown = client.get(reverse("chat-export", args=[turn.session_id, "md"]))
+    document = client.get(reverse("chat-export", args=[turn.session_id, "json"])).json()
+
+    assert markdown["Content-Disposition"].endswith('.md"')
+    assert "## You\n\nHello there, sandbox" in markdown.content.decode()
+    assert document["turns"][0]["reply"] == turn.reply
+    assert document["turns"][0]["credits"]["final"] == turn.credits_final
+    assert document["turns"][0]["request_id"] == turn.request_id
+
+
+def test_a_member_cannot_open_another_members_chat(clients, chat_ready, members):
+    start_chat(clients[Role.OPERATOR], chat_ready)
+    turn = ChatTurn.objects.get()
+    read_stream(clients[Role.OPERATOR], turn)
+    owner = clients[Role.OWNER]
+
+    assert owner.get(reverse("chat-session", args=[turn.session_id])).status_code == 404
+    assert owner.get(reverse("chat-turn-stream", args=[turn.pk])).status_code == 404
+    assert owner.post(reverse("chat-turn-stop", args=[turn.pk])).status_code == 404
+
+
+def test_a_member_without_a_grant_is_told_whom_to_ask(clients, chat_ready, members):
+    KeyGrant.objects.all().delete()
+    response = start_chat(clients[Role.OPERATOR], chat_ready)
+
+    assert response.status_code == 400
+    assert not ChatSession.objects.exists()
+
+
+def test_options_follow_the_models_capabilities(clients, chat_ready):
+    page = clients[Role.OPERATOR].get(reverse("chat"), {"model": "claude-sonnet-4-6-chat"})
+    gpt = clients[Role.OPERATOR].get(reverse("chat"), {"model": MODEL})
+
+    assert 'name="enable_web_search"' not in page.content.decode()
+    assert 'name="enable_web_search"' in gpt.content.decode()
+    assert 'name="reasoning_effort"' in gpt.content.decode()
+
+
+def test_the_model_picker_swaps_only_the_composer(clients, chat_ready):
+    response = clients[Role.OPERATOR].get(
+        reverse("chat"), {"model": MODEL}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="composer"
+    )
+
+    html = response.content.decode()
+    assert html.lstrip().startswith('<form id="composer"')
+    assert "<html" not in html

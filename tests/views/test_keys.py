@@ -1,0 +1,248 @@
+"""The Keys section: add (tested first), sandbox button, replace, disable, delete, scopes."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from rivya_dashboard.accounts.models import AuditEvent, Role
+from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.vault import crypto
+from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def add(client, raw: str, **fields):
+    data = {"label": "Main", "environment": "sandbox", "secret": raw, **fields}
+    return client.post(reverse("key-add"), data)
+
+
+def test_it_tests_the_key_then_stores_only_ciphertext(owner_client, sandbox_key, api_in_process):
+    response = add(owner_client, sandbox_key)
+    key = ApiKey.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("key-detail", args=[key.pk])
+    assert key.secret.startswith("v1:") and sandbox_key not in key.secret
+    assert key.reveal() == sandbox_key
+    assert key.display == f"rvya_sk_…{sandbox_key[-4:]}"
+    assert key.base_url == "http://testserver/sandbox/api/v1"
+    assert key.scope_state("credits:read") == "ok"
+    assert key.scope_state("generations:read") == "ok"
+    assert key.scope_state("generations:create") == "unchecked"
+    entries = LedgerEntry.objects.filter(key=key)
+    assert entries.filter(operation="keys.test.credits:read", http_status=200).exists()
+    event = AuditEvent.objects.get(action="key.added")
+    assert event.target == "Main" and sandbox_key not in str(event.detail)
+    page = owner_client.get(response["Location"])
+    assert key.display in page.content.decode()
+    assert sandbox_key not in page.content.decode()
+
+
+def test_it_reports_missing_scopes(owner_client, api_in_process):
+    raw = issue_key(scopes=["credits:read", "files:read"])
+    add(owner_client, raw)
+    key = ApiKey.objects.get()
+    assert key.scope_state("credits:read") == "ok"
+    assert key.scope_state("files:read") == "ok"
+    assert key.scope_state("generations:read") == "denied"
+    assert key.scope_state("webhooks:manage") == "denied"
+    denied = LedgerEntry.objects.filter(key=key, error_code="api_scope_denied")
+    assert denied.filter(http_status=403).count() >= 2
+    page = owner_client.get(reverse("key-detail", args=[key.pk])).content.decode()
+    assert "missing" in page
+
+
+@pytest.mark.parametrize("raw", ["", "sk_live_abc", "rvya_sk_short", "rvya_sk_has space inside1"])
+def test_a_malformed_key_is_refused_inline(owner_client, api_in_process, raw):
+    response = add(owner_client, raw)
+    assert response.status_code == 400
+    assert not ApiKey.objects.exists()
+    assert not LedgerEntry.objects.exists()
+    assert response.context["form"].errors or response.context["rejection"]
+
+
+def test_a_key_the_api_rejects_shows_its_message_and_request_id(owner_client, api_in_process):
+    raw = "rvya_sk_" + "Z" * 40
+    response = add(owner_client, raw)
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert not ApiKey.objects.exists()
+    assert "Rivya did not accept this key" in body
+    assert "req_" in body
+    assert "Nothing was saved" in body
+    assert raw not in body
+    failed = LedgerEntry.objects.get()
+    assert failed.http_status == 401 and failed.key is None and failed.key_label == "Main"
+
+
+def test_a_custom_url_failing_the_forgery_checks_is_refused(owner_client, api_in_process):
+    response = add(
+        owner_client, "rvya_sk_" + "A" * 40, environment="custom", base_url="http://127.0.0.1:8000"
+    )
+    assert response.status_code == 400
+    assert "private or reserved address" in response.content.decode()
+    assert not ApiKey.objects.exists() and not LedgerEntry.objects.exists()
+
+
+def test_a_custom_environment_needs_a_url(owner_client):
+    response = add(owner_client, "rvya_sk_" + "A" * 40, environment="custom")
+    assert response.status_code == 400
+    assert "Enter the API root URL" in response.content.decode()
+
+
+def test_labels_are_unique(owner_client, vault_key, sandbox_key):
+    response = add(owner_client, sandbox_key, label="team SANDBOX")
+    assert response.status_code == 400
+    assert ApiKey.objects.count() == 1
+
+
+def test_the_sandbox_button_stores_a_sandbox_key(owner_client, api_in_process):
+    response = owner_client.post(reverse("key-sandbox"), follow=True)
+    key = ApiKey.objects.get()
+    assert key.environment == "sandbox" and key.label == "Sandbox"
+    assert key.reveal().startswith("rvya_sk_")
+    assert key.reveal() not in response.content.decode()
+    assert key.scope_state("credits:read") == "ok"
+    owner_client.post(reverse("key-sandbox"))
+    assert ApiKey.objects.filter(label="Sandbox 2").exists()
+
+
+def test_the_sandbox_button_is_gone_without_the_sandbox(owner_client, settings):
+    settings.RIVYA_SANDBOX = False
+    page = owner_client.get(reverse("keys")).content.decode()
+    assert reverse("key-sandbox") not in page
+    owner_client.post(reverse("key-sandbox"))
+    assert not ApiKey.objects.exists()
+
+
+def test_replacing_the_value_keeps_grants_and_history(owner_client, vault_key, members):
+    grant = KeyGrant.objects.create(
+        member=members[Role.OPERATOR], key=vault_key, actions=["browse"]
+    )
+    old_cipher = vault_key.secret
+    fresh = issue_key()
+    response = owner_client.post(reverse("key-replace", args=[vault_key.pk]), {"secret": fresh})
+    assert response.status_code == 302
+    vault_key.refresh_from_db()
+    assert vault_key.secret != old_cipher and vault_key.reveal() == fresh
+    assert vault_key.replaced_at is not None
+    assert KeyGrant.objects.filter(pk=grant.pk).exists()
+    assert AuditEvent.objects.filter(action="key.replaced").exists()
+
+
+def test_a_rejected_replacement_keeps_the_old_value(owner_client, vault_key, sandbox_key):
+    url = reverse("key-replace", args=[vault_key.pk])
+    response = owner_client.post(url, {"secret": "rvya_sk_" + "Q" * 40})
+    assert response.status_code == 400
+    vault_key.refresh_from_db()
+    assert vault_key.reveal() == sandbox_key
+
+
+def test_disable_and_enable(owner_client, vault_key):
+    url = reverse("key-status", args=[vault_key.pk])
+    owner_client.post(url, {"status": "disabled"})
+    vault_key.refresh_from_db()
+    assert not vault_key.is_active
+    owner_client.post(url, {"status": "bogus"})
+    vault_key.refresh_from_db()
+    assert not vault_key.is_active
+    owner_client.post(url, {"status": "active"})
+    vault_key.refresh_from_db()
+    assert vault_key.is_active
+    actions = list(AuditEvent.objects.values_list("action", flat=True))
+    assert "key.disabled" in actions and "key.enabled" in actions
+
+
+def test_delete_needs_the_label_and_the_ledger_keeps_it(owner_client, vault_key):
+    LedgerEntry.objects.create(key=vault_key, key_label=vault_key.label, operation="credits.get")
+    url = reverse("key-delete", args=[vault_key.pk])
+    assert owner_client.get(url).status_code == 200
+    assert owner_client.post(url, {"confirm": "wrong"}).status_code == 400
+    assert ApiKey.objects.exists()
+    response = owner_client.post(url, {"confirm": vault_key.label})
+    assert response.status_code == 302
+    assert not ApiKey.objects.exists()
+    entry = LedgerEntry.objects.get()
+    assert entry.key is None and entry.key_label == "Team sandbox"
+    assert AuditEvent.objects.filter(action="key.deleted", target="Team sandbox").exists()
+
+
+def test_retesting_refreshes_scopes(owner_client, vault_key):
+    response = owner_client.post(reverse("key-test", args=[vault_key.pk]))
+    assert response.status_code == 302
+    vault_key.refresh_from_db()
+    assert vault_key.tested_at is not None and vault_key.scope_state("credits:read") == "ok"
+    assert AuditEvent.objects.filter(action="key.tested").exists()
+
+
+def test_a_corrupted_ciphertext_breaks_only_that_key(owner_client, vault_key):
+    other = ApiKey.objects.create(label="Other", environment="sandbox", base_url="x", last4="abcd")
+    other.store_secret("rvya_sk_" + "B" * 40)
+    other.save()
+    ApiKey.objects.filter(pk=vault_key.pk).update(secret=other.secret)
+    response = owner_client.post(reverse("key-test", args=[vault_key.pk]))
+    assert response.status_code == 409
+    assert "cannot be read" in response.content.decode()
+    assert owner_client.get(reverse("keys")).status_code == 200
+    assert owner_client.get(reverse("key-detail", args=[vault_key.pk])).status_code == 200
+    assert other.reveal().endswith("B" * 4)
+
+
+def test_a_lost_keyring_gives_the_key_error_page(owner_client, vault_key, settings, tmp_path):
+    settings.DATA_DIR = tmp_path / "new-machine"
+    response = owner_client.post(reverse("key-test", args=[vault_key.pk]))
+    assert response.status_code == 409
+    assert crypto.key_id_of(vault_key.secret) in response.content.decode()
+
+
+def test_owner_sees_all_keys_operator_only_granted_viewer_none(clients, members, vault_key):
+    hidden = ApiKey.objects.create(label="Hidden", environment="production", base_url="x")
+    KeyGrant.objects.create(member=members[Role.OPERATOR], key=vault_key, actions=["generate"])
+    owner_page = clients[Role.OWNER].get(reverse("keys")).content.decode()
+    assert "Team sandbox" in owner_page and "Hidden" in owner_page
+    operator_page = clients[Role.OPERATOR].get(reverse("keys")).content.decode()
+    assert "Team sandbox" in operator_page and hidden.label not in operator_page
+    viewer_page = clients[Role.VIEWER].get(reverse("keys")).content.decode()
+    assert "Team sandbox" not in viewer_page and "Viewers read the call history" in viewer_page
+
+
+def test_the_add_form_never_renders_the_key_back(owner_client, api_in_process):
+    raw = "rvya_sk_" + "R" * 40
+    body = add(owner_client, raw, label="").content.decode()
+    assert raw not in body
+    assert 'type="password"' in body
+
+
+def test_add_key_command_reads_stdin(members, sandbox_key, api_in_process, monkeypatch, settings):
+    settings.RIVYA_ALLOW_PRIVATE_BASE_URLS = True
+    monkeypatch.setattr("sys.stdin", io.StringIO(sandbox_key + "\n"))
+    out = io.StringIO()
+    call_command(
+        "add_key", label="Scripted", base_url="http://127.0.0.1/sandbox/api/v1", stdout=out
+    )
+    key = ApiKey.objects.get(label="Scripted")
+    assert key.environment == "custom" and key.reveal() == sandbox_key
+    assert sandbox_key not in out.getvalue()
+    assert AuditEvent.objects.get(action="key.added").actor_name == "system"
+
+
+def test_add_key_command_refuses_a_rejected_key(db, api_in_process, monkeypatch, settings):
+    from django.core.management.base import CommandError
+
+    settings.RIVYA_ALLOW_PRIVATE_BASE_URLS = True
+    monkeypatch.setattr("sys.stdin", io.StringIO("rvya_sk_" + "N" * 40 + "\n"))
+    with pytest.raises(CommandError, match="did not accept"):
+        call_command("add_key", label="Bad", base_url="http://127.0.0.1/sandbox/api/v1")
+    assert not ApiKey.objects.exists()
+
+
+def test_operators_cannot_reach_key_pages(clients, vault_key):
+    operator = clients[Role.OPERATOR]
+    assert operator.get(reverse("key-detail", args=[vault_key.pk])).status_code == 403
+    response = operator.post(
+        reverse("key-delete", args=[vault_key.pk]), {"confirm": "Team sandbox"}
+    )
+    assert response.status_code == 403
+    assert ApiKey.objects.filter(pk=vault_key.pk).exists()

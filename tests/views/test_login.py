@@ -1,0 +1,161 @@
+"""Sign-in, lock-out after repeated failures, sign-out and the session's idle and absolute limits."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from rivya_dashboard.accounts.forms import lockout_remaining
+from rivya_dashboard.accounts.middleware import SEEN_KEY, STARTED_KEY
+from rivya_dashboard.accounts.models import AuditEvent, FailedLogin, Role
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/accounts/login/"
+
+
+def sign_in(client: Client, username: str, password: str = PASSWORD, **extra: str):
+    return client.post(LOGIN, {"username": username, "password": password, **extra})
+
+
+def test_it_signs_in_with_a_new_session_id(members):
+    client = Client()
+    before = client.session
+    before["probe"] = "anonymous"
+    before.save()
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = before.session_key
+    response = sign_in(client, "viewer")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+    after = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    assert after != before.session_key
+    assert not Session.objects.filter(session_key=before.session_key).exists()
+    assert STARTED_KEY in client.session
+    assert client.get("/").status_code == 200
+
+
+def test_it_follows_next_after_sign_in(members):
+    client = Client()
+    response = sign_in(client, "owner", next="/accounts/team/")
+    assert response["Location"] == "/accounts/team/"
+
+
+def test_it_sends_a_signed_in_member_away_from_the_login_page(clients):
+    assert clients[Role.VIEWER].get(LOGIN)["Location"] == reverse("home")
+
+
+def test_it_rejects_a_wrong_password_with_a_message(members):
+    client = Client()
+    response = sign_in(client, "viewer", "wrong-password")
+    assert response.status_code == 400
+    assert "enter a correct username and password" in response.content.decode()
+    assert FailedLogin.objects.filter(username="viewer").count() == 1
+    assert client.get("/").status_code == 302
+
+
+def test_it_locks_the_account_after_repeated_failures(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 3
+    client = Client()
+    for _ in range(3):
+        assert sign_in(client, "viewer", "wrong-password").status_code == 400
+    # Even the right password is refused while the lock holds.
+    response = sign_in(client, "viewer")
+    assert response.status_code == 429
+    assert "Too many failed sign-ins for this account. Try again in 1 minute." in (
+        response.content.decode()
+    )
+    assert client.get("/").status_code == 302
+    assert AuditEvent.objects.filter(action="login.locked", target="viewer").count() == 1
+    # Locking one account leaves the others alone.
+    assert sign_in(Client(), "operator").status_code == 302
+
+
+def test_the_lock_grows_with_each_failure_past_the_limit(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 2
+    waits = []
+    for _ in range(4):
+        FailedLogin.objects.create(username="viewer")
+        remaining = lockout_remaining("viewer")
+        waits.append(round(remaining.total_seconds() / 60) if remaining else 0)
+    assert waits == [0, 1, 2, 4]
+
+
+def test_it_lets_the_member_in_once_the_lock_has_passed(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 2
+    client = Client()
+    for _ in range(2):
+        sign_in(client, "viewer", "wrong-password")
+    assert sign_in(client, "viewer").status_code == 429
+    FailedLogin.objects.update(at=timezone.now() - timedelta(minutes=2))
+    assert sign_in(client, "viewer").status_code == 302
+    assert not FailedLogin.objects.filter(username="viewer").exists()
+
+
+def test_a_successful_sign_in_clears_earlier_failures(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 2
+    client = Client()
+    sign_in(client, "viewer", "wrong-password")
+    assert sign_in(client, "viewer").status_code == 302
+    assert sign_in(Client(), "viewer", "wrong-password").status_code == 400
+
+
+def test_it_signs_out_on_post_only(clients):
+    client = clients[Role.VIEWER]
+    assert client.get("/accounts/logout/").status_code == 405
+    response = client.post("/accounts/logout/")
+    assert response["Location"] == reverse("login")
+    assert client.get("/")["Location"].startswith(reverse("login"))
+
+
+def age_session(client: Client, *, seen_ago: int, started_ago: int) -> None:
+    now = int(time.time())
+    session = client.session
+    session[SEEN_KEY] = now - seen_ago
+    session[STARTED_KEY] = now - started_ago
+    session.save()
+
+
+def test_it_keeps_a_session_that_was_used_within_the_idle_limit(clients):
+    client = clients[Role.VIEWER]
+    age_session(client, seen_ago=29 * 60, started_ago=11 * 3600)
+    assert client.get("/").status_code == 200
+    assert int(time.time()) - client.session[SEEN_KEY] < 5
+
+
+def test_it_signs_out_after_thirty_idle_minutes(clients):
+    client = clients[Role.VIEWER]
+    age_session(client, seen_ago=31 * 60, started_ago=31 * 60)
+    response = client.get("/accounts/audit/?action=x")
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+    page = client.get(response["Location"])
+    assert "signed out after a period of inactivity" in page.content.decode()
+    assert client.get("/").status_code == 302
+
+
+def test_it_signs_out_after_twelve_hours_however_active(clients):
+    client = clients[Role.VIEWER]
+    age_session(client, seen_ago=0, started_ago=12 * 3600 + 5)
+    response = client.get("/")
+    assert response.status_code == 302
+    assert "maximum length" in client.get(response["Location"]).content.decode()
+
+
+def test_the_limits_follow_the_settings(clients, settings):
+    settings.RIVYA_SESSION_IDLE_MINUTES = 5
+    client = clients[Role.VIEWER]
+    age_session(client, seen_ago=6 * 60, started_ago=6 * 60)
+    assert client.get("/").status_code == 302
+
+
+def test_an_htmx_request_after_expiry_reloads_the_whole_login_page(clients):
+    client = clients[Role.ADMIN]
+    age_session(client, seen_ago=31 * 60, started_ago=31 * 60)
+    response = client.get("/accounts/audit/", headers={"HX-Request": "true"})
+    assert response["HX-Redirect"].startswith(reverse("login"))
