@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "rivya_dashboard.vault.middleware.KeyUnusableMiddleware",
 ]
 
 ROOT_URLCONF = "rivya_dashboard.urls"

@@ -1,5 +1,6 @@
 """Shared fixtures: members of every role, signed-in clients, and a guard against real network."""
 
+import os
 import socket
 
 import pytest
@@ -11,6 +12,16 @@ PASSWORD = "correct-horse-battery-9"
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 _real_connect = socket.socket.connect
+
+# A console started in a subprocess runs as a person starts it: on its own SQLite in the data dir
+# it is given, without the browser tests' async override, whatever this test run carries.
+NOT_INHERITED = {"DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
+    env.update(overrides)
+    return env
 
 
 def is_loopback(host: str) -> bool:

@@ -11,7 +11,6 @@ import io
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -93,9 +92,8 @@ class InProcessAdapter(BaseAdapter):
         super().__init__()
         self.app = app or WSGIHandler()
 
-    def send(
-        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
-    ) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        # requests.Session reads the body itself unless stream=True; timeouts cannot happen here.
         environ = self._environ(request)
         started: dict[str, Any] = {}
 
@@ -104,7 +102,8 @@ class InProcessAdapter(BaseAdapter):
 
         with keep_db_connections():
             app_iter = self.app(environ, start_response)
-        status = int(started["status"].split(" ", 1)[0])
+        code, _, reason = started["status"].partition(" ")
+        status = int(code)
         headers = urllib3.HTTPHeaderDict()
         for name, value in started["headers"]:
             headers.add(name, value)
@@ -118,7 +117,7 @@ class InProcessAdapter(BaseAdapter):
         )
         response = requests.Response()
         response.status_code = status
-        response.reason = HTTPStatus(status).phrase
+        response.reason = reason
         response.headers = CaseInsensitiveDict(headers)
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = raw

@@ -18,7 +18,13 @@ class AuditFilterForm(forms.Form):
         required=False,
         empty_label=_("Anyone"),
     )
-    action = forms.CharField(label=_("Action"), required=False, max_length=64)
+    action = forms.CharField(
+        label=_("Action"),
+        required=False,
+        max_length=64,
+        # A prefix matches: "member." finds every member action.
+        widget=forms.TextInput(attrs={"list": "audit-actions", "placeholder": _("e.g. member.")}),
+    )
     date_from = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -32,6 +38,11 @@ class AuditFilterForm(forms.Form):
         if start and end and start > end:
             raise forms.ValidationError(_("The start date is after the end date; swap them."))
         return data
+
+    def known_actions(self) -> list[str]:
+        """Suggestions for the action field: every action the log holds."""
+        actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
+        return list(actions.distinct())
 
     def filtered(self) -> QuerySet[AuditEvent]:
         events = AuditEvent.objects.select_related("actor")

@@ -24,13 +24,14 @@ class SetupRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(SETUP_EXEMPT_PREFIXES) and not owner_exists():
+        if not request.path.startswith(SETUP_EXEMPT_PREFIXES) and not setup_done():
             return redirect("setup")
         return self.get_response(request)
 
 
-def owner_exists() -> bool:
-    return User.objects.filter(is_active=True).exists()
+def setup_done() -> bool:
+    """Any member at all closes setup, so deactivating everyone never reopens it."""
+    return User.objects.exists()
 
 
 SEEN_KEY = "rivya_seen"

@@ -23,7 +23,7 @@ from rivya_dashboard.accounts.forms import (
     RoleForm,
     SignInForm,
 )
-from rivya_dashboard.accounts.middleware import owner_exists
+from rivya_dashboard.accounts.middleware import setup_done
 from rivya_dashboard.accounts.models import Invite, Role, User, hash_token
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.csv_export import csv_download
@@ -32,13 +32,13 @@ from rivya_dashboard.csv_export import csv_download
 @login_not_required
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
-    if owner_exists():
+    if setup_done():
         return redirect("home")
     form = MemberCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             # Two first visitors racing: the second finds the owner and goes to sign in.
-            if owner_exists():
+            if setup_done():
                 return redirect("login")
             owner = form.save(commit=False)
             owner.role = Role.OWNER

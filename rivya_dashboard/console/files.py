@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile as DjangoUpload
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
@@ -70,10 +71,6 @@ class CappedUploadHandler(TemporaryFileUploadHandler):
             raise StopUpload(connection_reset=True)
         return super().receive_data_chunk(raw_data, start)
 
-    def upload_interrupted(self) -> None:
-        if hasattr(self, "file"):
-            self.file.close()
-
 
 def prepare_upload(request: HttpRequest, limit: int) -> CappedUploadHandler:
     """Refuse an oversized body before reading it, and stream the rest to a capped temp file."""
@@ -83,6 +80,17 @@ def prepare_upload(request: HttpRequest, limit: int) -> CappedUploadHandler:
     handler = CappedUploadHandler(request, limit)
     request.upload_handlers = [handler]
     return handler
+
+
+def read_body(request: HttpRequest, handler: CappedUploadHandler) -> bool:
+    """Parse the body now, through the capped handler. False when the browser went away or the
+    body is not valid multipart; the partial temporary file is removed then, not left to chance."""
+    try:
+        request.POST  # noqa: B018 - reading the body is the point
+    except (UnreadablePostError, MultiPartParserError):
+        handler.upload_interrupted()
+        return False
+    return True
 
 
 def human_size(size: int) -> str:

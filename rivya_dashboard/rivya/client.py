@@ -240,16 +240,19 @@ class RivyaClient:
         attachments: list[dict] | None = None,
         enable_web_search: bool | None = None,
         reasoning_effort: str | None = None,
+        enable_thoughts: bool | None = None,
         client_request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict:
-        # Contract §10.3, §10.4: POST /chat/completions, one whole assistant turn.
+        # Contract §10.3, §10.4: POST /chat/completions, one whole assistant turn. enable_thoughts
+        # is the contract's PROPOSED name for thought mode; None leaves it out of the request.
         body = _without_none(
             {"model": model, "message": message},
             session_id=session_id,
             attachments=attachments,
             enable_web_search=enable_web_search,
             reasoning_effort=reasoning_effort,
+            enable_thoughts=enable_thoughts,
             client_request_id=client_request_id,
         )
         response = self._request(
@@ -266,6 +269,7 @@ class RivyaClient:
         attachments: list[dict] | None = None,
         enable_web_search: bool | None = None,
         reasoning_effort: str | None = None,
+        enable_thoughts: bool | None = None,
         client_request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Iterator[StreamEvent]:
@@ -278,6 +282,7 @@ class RivyaClient:
             attachments=attachments,
             enable_web_search=enable_web_search,
             reasoning_effort=reasoning_effort,
+            enable_thoughts=enable_thoughts,
             client_request_id=client_request_id,
         )
         response = self._request(
@@ -426,6 +431,7 @@ class RivyaClient:
                     headers=all_headers,
                     timeout=self.timeout,
                     stream=stream,
+                    allow_redirects=False,
                 )
             except TRANSIENT_ERRORS as exc:
                 if retryable and attempt < self.max_retries:
@@ -436,8 +442,19 @@ class RivyaClient:
             except requests.RequestException as exc:
                 raise RivyaError(f"Could not send the request to {self.base_url}: {exc}") from exc
             self._remember(response)
-            if response.status_code < 400:
+            if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                # The API never redirects; following one could turn a POST into a GET or carry
+                # the key elsewhere. It almost always means a wrong base URL (http vs https).
+                response.close()
+                location = response.headers.get("Location", "nowhere")
+                raise RivyaError(
+                    f"Rivya answered HTTP {response.status_code}, a redirect to {location}: "
+                    "check the base URL.",
+                    status=response.status_code,
+                    request_id=self.last_request_id,
+                )
             wait = self._retry_wait(response, attempt) if retryable else None
             if wait is None:
                 error = error_from_response(response)

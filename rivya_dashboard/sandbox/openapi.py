@@ -91,7 +91,7 @@ def request_body(operation: Operation) -> dict:
 
 def parameters(operation: Operation) -> list[dict]:
     found = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
         for name in PATH_PARAMETER.findall(operation.path)
     ]
     found += list(operation.query)
@@ -119,6 +119,8 @@ def operation_object(operation: Operation) -> dict:
         statuses |= set(AUTH_ERRORS)
     if operation.body is not None or operation.query:
         statuses.add(400)
+    if operation.body is not None:
+        statuses.add(413)
     responses = {str(operation.success): success_response(operation)}
     responses.update({str(status): error_response(status) for status in sorted(statuses)})
     document = {

@@ -10,7 +10,7 @@ import re
 
 from django.urls import include, path
 
-from rivya_dashboard.sandbox import media
+from rivya_dashboard.sandbox import control, media
 from rivya_dashboard.sandbox.api import OPERATIONS, dispatcher
 
 ENDPOINT_MODULES = (
@@ -34,10 +34,13 @@ def url_name(api_path: str) -> str:
 
 
 def api_patterns() -> list:
-    paths = dict.fromkeys(op.path for op in OPERATIONS)
+    """Identifiers match any text (even an encoded "/"), so a strange id still gets the JSON
+    not_found of its endpoint; longer paths come first so "/webhooks/{id}/test" wins over
+    "/webhooks/{id}"."""
+    paths = sorted(dict.fromkeys(op.path for op in OPERATIONS), key=lambda p: -p.count("/"))
     return [
         path(
-            "v1/" + PATH_PARAMETER.sub(r"<str:\1>", api_path.lstrip("/")),
+            "v1/" + PATH_PARAMETER.sub(r"<path:\1>", api_path.lstrip("/")),
             dispatcher(api_path),
             name=url_name(api_path),
         )
@@ -47,4 +50,11 @@ def api_patterns() -> list:
 
 urlpatterns = [
     path("api/", include((api_patterns(), "sandbox-api"))),
+    path("control/", control.control_page, name="sandbox-control"),
+    path("control/accounts/<int:pk>/top-up", control.control_top_up, name="sandbox-top-up"),
+    path("control/keys/new", control.control_key_create, name="sandbox-key-create"),
+    path("control/keys/<int:pk>/revoke", control.control_key_revoke, name="sandbox-key-revoke"),
+    path("control/behaviour", control.control_behaviour, name="sandbox-behaviour"),
+    path("control/faults", control.control_faults, name="sandbox-faults"),
+    path("control/webhooks", control.control_webhooks, name="sandbox-webhook-settings"),
 ]

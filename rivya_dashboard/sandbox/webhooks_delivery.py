@@ -92,6 +92,7 @@ def emit(
             WebhookDelivery.objects.create(
                 endpoint=endpoint,
                 event=event,
+                created_at=event.created_at,
                 next_retry_at=event.created_at,
                 faults=webhook_faults(endpoint, faults or {}),
             )

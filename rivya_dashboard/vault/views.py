@@ -12,7 +12,6 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.csv_export import csv_download
 from rivya_dashboard.vault import grants, keys
-from rivya_dashboard.vault.crypto import DecryptionError
 from rivya_dashboard.vault.forms import (
     GrantForm,
     KeyAddForm,
@@ -100,8 +99,6 @@ def key_test(request: HttpRequest, pk: int) -> HttpResponse:
         keys.do_test_key(request.user, key, request=request)
     except keys.KeyRejected as exc:
         messages.error(request, keys.rejection_text(exc))
-    except DecryptionError as exc:
-        return key_unusable(request, key, exc)
     else:
         messages.success(request, _("The key works; its scopes are updated below."))
     return redirect("key-detail", pk=key.pk)
@@ -154,11 +151,6 @@ def key_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("keys")
     status = 400 if form.errors else 200
     return render(request, "vault/key_delete.html", {"key": key, "form": form}, status=status)
-
-
-def key_unusable(request: HttpRequest, key: ApiKey, exc: DecryptionError) -> HttpResponse:
-    context = {"key": key, "key_id": exc.key_id}
-    return render(request, "vault/key_unusable.html", context, status=409)
 
 
 @role_required(Role.ADMIN)

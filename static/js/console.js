@@ -1,4 +1,4 @@
-// Small behaviours shared by every page: theme toggle, mobile navigation, copy buttons.
+// Small behaviours shared by every page: theme toggle, mobile navigation, copy buttons, error focus.
 (function () {
   function currentTheme() {
     var chosen = document.documentElement.getAttribute("data-theme");
@@ -31,6 +31,12 @@
         setTimeout(function () { copy.textContent = label; }, 1500);
       });
     }
+  });
+
+  // After a rejected form, start where the first error is, not at the autofocus field.
+  document.addEventListener("DOMContentLoaded", function () {
+    var invalid = document.querySelector('[aria-invalid="true"]');
+    if (invalid) invalid.focus();
   });
 
   document.addEventListener("submit", function (event) {

@@ -54,6 +54,7 @@ class WatchedContext:
         self.base_url = base_url
         self.contexts: list[BrowserContext] = []
         self.complaints: list[str] = []
+        self.script_errors: list[str] = []
 
     def open(self, member: User | None = None, **options: object) -> BrowserContext:
         """A fresh context; with a member, it starts signed in as them (no login form)."""
@@ -61,7 +62,7 @@ class WatchedContext:
         context = self.browser.new_context(base_url=self.base_url, **options)
         context.set_default_timeout(5000)
         context.on("console", lambda message: self.complaints.append(message.text))
-        context.on("weberror", lambda error: self.complaints.append(str(error.error)))
+        context.on("weberror", lambda error: self.script_errors.append(str(error.error)))
         if member is not None:
             context.add_cookies([session_cookie(member, self.base_url)])
         self.contexts.append(context)
@@ -81,8 +82,7 @@ def contexts(browser: Browser, live_server, transactional_db) -> Iterator[Watche
     yield watched
     watched.close()
     assert watched.csp_violations() == []
-    script_errors = [text for text in watched.complaints if "Uncaught" in text]
-    assert script_errors == []
+    assert watched.script_errors == []
 
 
 @pytest.fixture
@@ -100,7 +100,10 @@ def session_cookie(member: User, url: str) -> dict[str, str]:
 
 @pytest.fixture
 def page_as(contexts: WatchedContext) -> Callable[..., Page]:
-    """page_as(role) or page_as(role, "name"): a page signed in as a new member of that role."""
+    """page_as(role) or page_as(role, "name", **context options): a page signed in as that member.
+
+    The member is created with the role unless one by that username already exists.
+    """
 
     def open_page(role: str, username: str | None = None, **options: object) -> Page:
         member = User.objects.filter(username=username or role).first()

@@ -63,7 +63,9 @@ def test_setup_invite_accept_and_roles(contexts, page):
     # The owner makes opal a viewer; the team page is then closed to her.
     owner_page.goto("/accounts/team/")
     owner_page.get_by_label("Role of opal").select_option("viewer")
-    owner_page.get_by_role("row", name=re.compile("opal")).get_by_role("button", name="Save").click()
+    owner_page.get_by_role("row", name=re.compile("opal")).get_by_role(
+        "button", name="Save"
+    ).click()
     expect(owner_page.get_by_text("opal is now Viewer.")).to_be_visible()
     assert User.objects.get(username="opal").role == Role.VIEWER
     invitee.goto("/accounts/team/")

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import DESKTOP, PHONE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -58,14 +58,23 @@ def test_the_phone_menu_opens_and_closes(page_as, screenshot):
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
+CLIPPED_TABLES = (
+    "[...document.querySelectorAll('.table-wrap')]"
+    ".filter(wrap => wrap.scrollWidth > wrap.clientWidth).length"
+)
+
+
 @pytest.mark.parametrize("path", ["/", "/accounts/team/", "/accounts/audit/"])
-def test_no_page_scrolls_sideways_on_a_phone(page_as, path):
+def test_nothing_scrolls_sideways_on_a_phone_or_a_laptop(page_as, path):
     owner = page_as(Role.OWNER, viewport=PHONE)
     for role in (Role.ADMIN, Role.OPERATOR, Role.VIEWER):
         User.objects.create_user(role, f"{role}@example.test", "x", role=role)
         record(User.objects.get(username="owner"), "member.role_changed", role, new=role)
     owner.goto(path)
     assert owner.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert owner.evaluate(CLIPPED_TABLES) == 0
+    owner.set_viewport_size(DESKTOP)
+    assert owner.evaluate(CLIPPED_TABLES) == 0
 
 
 def focus_outline(page: Page) -> str:
@@ -110,7 +119,7 @@ def test_audit_filters_swap_the_table_in_place(page_as):
     assert page.evaluate("window.notReloaded") is True
 
 
-def test_the_csp_watch_catches_a_blocked_inline_script(contexts, page):
+def test_the_page_watch_catches_csp_violations_and_script_errors(contexts, page):
     User.objects.create_user("ada", "ada@example.test", "x", role=Role.OWNER)
     page.goto("/accounts/login/")
     page.evaluate(
@@ -121,5 +130,9 @@ def test_the_csp_watch_catches_a_blocked_inline_script(contexts, page):
     page.wait_for_timeout(100)
     assert page.evaluate("window.ran") is None
     assert contexts.csp_violations()
-    # This test broke the rule on purpose; the fixture's own check must not fail it.
+    page.evaluate("setTimeout(() => { throw new Error('boom'); })")
+    page.wait_for_timeout(100)
+    assert any("boom" in error for error in contexts.script_errors)
+    # This test broke the rules on purpose; the fixture's own checks must not fail it.
     contexts.complaints.clear()
+    contexts.script_errors.clear()

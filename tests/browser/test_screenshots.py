@@ -39,8 +39,9 @@ def test_every_account_page_is_captured(contexts, page, page_as, screenshot):
     page.goto("/setup/")
     screenshot(page, "setup")
     fill_setup(page, "not-the-same-password")
-    expect(page.get_by_text("The two password fields didn’t match.")).to_be_visible()
+    expect(page.get_by_text("The two password fields didn\u2019t match.")).to_be_visible()
     expect(page.get_by_label("Password confirmation")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Password confirmation")).to_be_focused()
     screenshot(page, "setup-errors")
     fill_setup(page, PASSWORD)
     expect(page.get_by_role("heading", name="Hello, ada")).to_be_visible()
@@ -48,13 +49,17 @@ def test_every_account_page_is_captured(contexts, page, page_as, screenshot):
 
     for role in (Role.ADMIN, Role.OPERATOR, Role.VIEWER):
         User.objects.create_user(role, f"{role}@example.test", PASSWORD, role=role)
-        record(User.objects.get(username="ada"), "member.role_changed", role, old="viewer", new=role)
+        record(
+            User.objects.get(username="ada"), "member.role_changed", role, old="viewer", new=role
+        )
     page.goto("/accounts/team/")
-    screenshot(page, "team")
     page.get_by_label("E-mail").fill("new.teammate@example.test")
     page.get_by_role("button", name="Create invitation link").click()
     screenshot(page, "invite-created")
     link = page.get_by_label("Invitation link").input_value()
+    page.get_by_role("link", name="Back to the team").click()
+    expect(page.get_by_text("new.teammate@example.test")).to_be_visible()
+    screenshot(page, "team")
     page.goto("/accounts/audit/")
     screenshot(page, "audit")
     page.goto("/no-such-page/")

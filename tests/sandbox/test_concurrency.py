@@ -22,7 +22,7 @@ SUBMITS_PER_THREAD = 4
 
 
 @pytest.fixture
-def threads_database(transaction_db, tmp_path: Path) -> Iterator[None]:
+def threads_database(transactional_db, tmp_path: Path) -> Iterator[None]:
     if connection.vendor != "sqlite":
         yield
         return

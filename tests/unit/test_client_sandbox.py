@@ -14,6 +14,7 @@ from rivya_dashboard.rivya.client import (
     ErrorEvent,
     RivyaClient,
     SessionEvent,
+    ThinkingEvent,
 )
 from rivya_dashboard.rivya.errors import (
     AuthError,
@@ -228,7 +229,8 @@ def test_it_streams_a_chat_turn(sandbox_client: RivyaClient) -> None:
     deltas = [event for event in events if isinstance(event, DeltaEvent)]
     assert deltas
     assert isinstance(events[-1], DoneEvent)
-    assert events[-1].data["message"]["content"] == "".join(event.text for event in deltas)
+    streamed = "".join(event.text for event in deltas)
+    assert events[-1].data["message"]["content"].strip() == streamed.strip()
 
 
 @pytest.mark.parametrize("fault", ["reset-after-delta", "reset-before-delta", "malformed-sse"])
@@ -239,13 +241,38 @@ def test_a_broken_sandbox_stream_ends_with_an_error_event(db, fault: str) -> Non
     assert not any(isinstance(event, DoneEvent) for event in events)
 
 
-def test_closing_a_stream_early_stops_it(sandbox_client: RivyaClient) -> None:
+def test_a_repeated_stream_with_the_same_key_replays_the_turn(
+    sandbox_client: RivyaClient,
+) -> None:
+    first = list(sandbox_client.stream_chat_completion("gpt-5-2-chat", "hi", idempotency_key="t1"))
+    again = list(sandbox_client.stream_chat_completion("gpt-5-2-chat", "hi", idempotency_key="t1"))
+    assert isinstance(again[-1], DoneEvent)
+    assert again[-1].data["id"] == first[-1].data["id"]
+    assert len(sandbox_client.get_chat_session(first[0].session_id)["messages"]) == 2
+
+
+def test_thoughts_arrive_as_thinking_events(sandbox_client: RivyaClient) -> None:
+    stream = sandbox_client.stream_chat_completion(
+        "claude-sonnet-4-6-chat", "Why is the sky blue?", enable_thoughts=True
+    )
+    events = list(stream)
+    thoughts = [event for event in events if isinstance(event, ThinkingEvent)]
+    assert thoughts
+    assert thoughts[0].text
+    assert isinstance(events[-1], DoneEvent)
+
+
+def test_closing_a_stream_early_stops_the_turn_upstream(sandbox_client: RivyaClient) -> None:
     stream = sandbox_client.stream_chat_completion("gpt-5-2-chat", "A long story please")
+    started = next(stream)
     first = next(stream)
-    assert isinstance(first, SessionEvent)
+    assert isinstance(started, SessionEvent)
+    assert isinstance(first, DeltaEvent)
     stream.close()
-    session = sandbox_client.get_chat_session(first.session_id)
-    assert session["id"] == first.session_id
+    session = sandbox_client.get_chat_session(started.session_id)
+    reply = session["messages"][-1]
+    assert reply["role"] == "assistant"
+    assert reply["content"] == first.text.rstrip()
 
 
 def test_chat_sessions_page_and_iterate(sandbox_client: RivyaClient) -> None:
@@ -311,6 +338,9 @@ def test_a_wrong_key_is_an_auth_error(db) -> None:
         client.get_credits()
     assert (caught.value.status, caught.value.code) == (401, "api_key_invalid")
     assert caught.value.request_id in str(caught.value)
+    with pytest.raises(AuthError) as missing:
+        RivyaClient(SANDBOX_BASE_URL, None, session=in_process_session()).get_credits()
+    assert missing.value.code == "api_key_missing"
 
 
 def test_a_revoked_or_expired_key_is_an_auth_error(db) -> None:

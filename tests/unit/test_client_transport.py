@@ -187,6 +187,17 @@ def test_a_success_body_that_is_not_a_json_object_is_an_error() -> None:
             client.get_credits()
 
 
+def test_a_redirect_is_not_followed_but_explained() -> None:
+    moved = (301, {"Location": "https://rivya.example/api/v1/webhooks", "X-Request-Id": "r"}, b"")
+    app = ScriptedApp(moved, json_answer(200, {}))
+    client, _ = make_client(app)
+    with pytest.raises(RivyaError, match=r"redirect to https://rivya\.example/api/v1/") as e:
+        client.create_webhook("n", "https://example.com", ["generation.failed"])
+    assert type(e.value) is RivyaError
+    assert (e.value.status, e.value.request_id) == (301, "r")
+    assert len(app.requests) == 1
+
+
 def test_an_empty_success_body_is_an_empty_dict() -> None:
     client, _ = make_client(ScriptedApp((204, {}, b"")))
     assert client.delete_webhook("whend_1") == {}

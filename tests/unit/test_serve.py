@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import subprocess_env
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 25.0
 
@@ -28,9 +30,7 @@ def free_port() -> int:
 
 
 def serve_env(data_dir: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(RIVYA_DATA_DIR=str(data_dir), RIVYA_DEBUG="0", PYTHONUNBUFFERED="1")
-    return env
+    return subprocess_env(RIVYA_DATA_DIR=str(data_dir), RIVYA_DEBUG="0", PYTHONUNBUFFERED="1")
 
 
 def is_alive(pid: int) -> bool:
@@ -118,7 +118,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    server = Served(free_port(), tmp_path_factory.mktemp("serve-data"))
+    server = Served(free_port(), tmp_path_factory.mktemp("serve") / "not-yet" / "data")
     try:
         server.wait_healthy()
         yield server
@@ -135,7 +135,7 @@ def test_it_prepares_the_data_dir_and_shows_the_setup_page(served):
 
     assert status == 200
     assert final_url == served.url("/setup/")
-    assert "Create owner account" in body
+    assert 'name="username"' in body and 'name="password2"' in body
     stylesheet = re.search(r'href="(/static/css/console\.[0-9a-f]+\.css)"', body)
     assert stylesheet, "the page should link the hashed stylesheet that collectstatic wrote"
     assert get(served.url(stylesheet.group(1)))[0] == 200

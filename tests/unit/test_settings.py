@@ -3,7 +3,6 @@
 import ast
 import importlib.util
 import json
-import os
 import re
 import stat
 import subprocess
@@ -22,6 +21,7 @@ from rivya_dashboard.env import (
     env_str,
     generated_secret_file,
 )
+from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "rivya_dashboard"
@@ -179,8 +179,9 @@ print(json.dumps(found))
 
 
 def test_sqlite_runs_with_wal_normal_sync_busy_timeout_and_immediate_transactions(tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(RIVYA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="rivya_dashboard.settings")
+    env = subprocess_env(
+        RIVYA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="rivya_dashboard.settings"
+    )
 
     probe = subprocess.run(
         [sys.executable, "-c", SQLITE_PROBE],

@@ -69,9 +69,9 @@ def test_rows_cannot_be_changed_or_deleted(members):
 
 def test_every_account_change_through_the_pages_is_audited(owner_client, members):
     viewer = members[Role.VIEWER]
-    owner_client.post("/accounts/team/members/%d/role/" % viewer.pk, {"role": "operator"})
-    owner_client.post("/accounts/team/members/%d/active/" % viewer.pk, {"active": "0"})
-    owner_client.post("/accounts/team/members/%d/active/" % viewer.pk, {"active": "1"})
+    owner_client.post(f"/accounts/team/members/{viewer.pk}/role/", {"role": "operator"})
+    owner_client.post(f"/accounts/team/members/{viewer.pk}/active/", {"active": "0"})
+    owner_client.post(f"/accounts/team/members/{viewer.pk}/active/", {"active": "1"})
     owner_client.post(
         "/accounts/team/invites/", {"email": "n@example.test", "role": "viewer", "days": 2}
     )
@@ -165,3 +165,10 @@ def test_an_htmx_request_with_a_reversed_range_shows_the_error_in_the_table(clie
 def test_the_log_is_closed_to_operators_and_viewers(clients, events, role):
     assert clients[role].get(AUDIT).status_code == 403
     assert clients[role].get(EXPORT).status_code == 403
+
+
+def test_the_action_field_suggests_the_actions_in_the_log(clients, events):
+    html = clients[Role.ADMIN].get(AUDIT).content.decode()
+    assert 'list="audit-actions"' in html
+    for action in ("invite.created", "key.created", "member.deactivated", "member.role_changed"):
+        assert f'<option value="{action}"></option>' in html

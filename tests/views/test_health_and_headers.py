@@ -1,6 +1,5 @@
 """/healthz, the nonce Content-Security-Policy, and `check --deploy` on production settings."""
 
-import os
 import re
 import secrets
 import subprocess
@@ -10,6 +9,8 @@ from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
+
+from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,8 +97,7 @@ def test_pages_refuse_framing_and_sniffing(client, db):
 
 
 def test_check_deploy_reports_nothing_with_production_settings(tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env.update(
+    env = subprocess_env(
         RIVYA_DATA_DIR=str(tmp_path),
         SECRET_KEY=secrets.token_urlsafe(64),
         RIVYA_SECURE_COOKIES="1",

@@ -246,3 +246,12 @@ def test_operators_cannot_reach_key_pages(clients, vault_key):
     )
     assert response.status_code == 403
     assert ApiKey.objects.filter(pk=vault_key.pk).exists()
+
+
+def test_the_dashboard_offers_the_sandbox_until_a_key_exists(clients, api_in_process):
+    home = reverse("home")
+    assert reverse("key-sandbox") in clients[Role.ADMIN].get(home).content.decode()
+    assert reverse("key-sandbox") not in clients[Role.OPERATOR].get(home).content.decode()
+    clients[Role.ADMIN].post(reverse("key-sandbox"))
+    assert ApiKey.objects.filter(environment="sandbox").exists()
+    assert reverse("key-sandbox") not in clients[Role.ADMIN].get(home).content.decode()

@@ -1,4 +1,4 @@
-"""Sign-in, lock-out after repeated failures, sign-out and the session's idle and absolute limits."""
+"""Sign-in, lock-out after repeated failures, sign-out, and the session's idle and total limits."""
 
 import time
 from datetime import timedelta

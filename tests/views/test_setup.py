@@ -71,7 +71,7 @@ def test_it_closes_setup_once_a_member_exists(client):
         ({"password1": "1234567890", "password2": "1234567890"}, "entirely numeric"),
         ({"password1": "password123", "password2": "password123"}, "too common"),
         ({"password1": "ada@example.test", "password2": "ada@example.test"}, "too similar"),
-        ({"password2": PASSWORD + "x"}, "didn’t match"),
+        ({"password2": PASSWORD + "x"}, "didn\u2019t match"),
         ({"email": "not-an-address"}, "valid email address"),
         ({"username": "has space"}, "valid username"),
     ],
@@ -87,8 +87,14 @@ def test_it_rejects_bad_owner_details_and_creates_nothing(client, overrides, mes
 
 def test_createsuperuser_makes_an_owner(client, monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
-    call_command(
-        "createsuperuser", interactive=False, username="root", email="root@example.test"
-    )
+    call_command("createsuperuser", interactive=False, username="root", email="root@example.test")
     assert User.objects.get(username="root").role == Role.OWNER
     assert client.get(SETUP)["Location"] == reverse("home")
+
+
+def test_deactivating_every_member_does_not_reopen_setup(client):
+    make_member(Role.OWNER, "gone")
+    User.objects.update(is_active=False)
+    assert client.get("/")["Location"].startswith(reverse("login"))
+    assert client.post(SETUP, owner_form()).status_code == 302
+    assert not User.objects.filter(username="ada").exists()

@@ -128,7 +128,7 @@ def test_an_unknown_link_is_a_styled_404(members):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"password2": "something-else-123"}, "didn’t match"),
+        ({"password2": "something-else-123"}, "didn\u2019t match"),
         ({"password1": "short", "password2": "short"}, "at least 10 characters"),
         ({"username": "VIEWER"}, "That username is taken; choose another."),
     ],
@@ -207,7 +207,9 @@ def test_deactivation_ends_the_members_sessions_at_once(owner_client, clients, m
 
 
 def sign_in_fails(member: User) -> bool:
-    response = Client().post("/accounts/login/", {"username": member.username, "password": PASSWORD})
+    response = Client().post(
+        "/accounts/login/", {"username": member.username, "password": PASSWORD}
+    )
     return response.status_code == 400
 
 

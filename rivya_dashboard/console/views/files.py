@@ -44,7 +44,9 @@ class UploadForm(forms.Form):
         ]
 
 
-def _page(request: HttpRequest, form: UploadForm, status: int = 200, error: str = "") -> HttpResponse:
+def _page(
+    request: HttpRequest, form: UploadForm, status: int = 200, error: str = ""
+) -> HttpResponse:
     listing = files.visible_files(request.user).select_related("uploader")
     context = {
         "form": form,
@@ -79,6 +81,8 @@ def file_upload(request: HttpRequest) -> HttpResponse:
         handler = files.prepare_upload(request, limit)
     except files.UploadTooLarge as exc:
         return _page(request, UploadForm(request.user), status=413, error=str(exc))
+    if not files.read_body(request, handler):
+        return HttpResponse(_("The upload was cut short; choose the file again."), status=400)
     return _relay_upload(request, handler)
 
 

@@ -17,6 +17,7 @@ from rivya_dashboard.console.files import (
     do_upload,
     kind_limit,
     prepare_upload,
+    read_body,
 )
 from rivya_dashboard.console.generate_form import Choice
 from rivya_dashboard.console.schema_form import GenerationForm, reference_rules
@@ -123,6 +124,8 @@ def generate_upload(request: HttpRequest) -> HttpResponse:
         handler = prepare_upload(request, kind_limit(kind, choice.model.data))
     except UploadTooLarge as exc:
         return _picker(request, choice, [], str(exc), status=413)
+    if not read_body(request, handler):
+        return HttpResponse(_("The upload was cut short; choose the file again."), status=400)
     return _relay_inline_upload(request, choice, kind, handler)
 
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console.first_steps import first_steps
+from rivya_dashboard.console.generations import visible_generations
 
 
 @role_required(Role.VIEWER)
@@ -17,6 +18,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {
         "checklist": first_steps(request.user),
         "member_count": User.objects.filter(is_active=True).count(),
+        "running_jobs": list(visible_generations(request.user).running()[:5]),
     }
     return render(request, "console/home.html", context)
 

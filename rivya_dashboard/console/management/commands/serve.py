@@ -88,25 +88,31 @@ class Command(BaseCommand):
             help="Run only the web server (run `manage.py db_worker` elsewhere).",
         )
 
+    def prepare(self, verbosity: int) -> None:
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=verbosity)
+        call_command("collectstatic", interactive=False, verbosity=verbosity)
+
     def handle(self, *args: object, **options: object) -> None:
         if options["workers"] < 1 or options["threads"] < 1:
             raise CommandError("--workers and --threads must be at least 1.")
         listener = bind_listener(options["host"], options["port"])
         try:
-            settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-            verbosity = options["verbosity"]
-            call_command("migrate", interactive=False, verbosity=verbosity)
-            call_command("collectstatic", interactive=False, verbosity=verbosity)
+            self.prepare(options["verbosity"])
             listener.listen(BACKLOG)
-            fd = listener.fileno()
-            children = [
-                Child("web", gunicorn_argv(fd, options["workers"], options["threads"]), (fd,))
-            ]
-            if not options["no_worker"]:
-                children.append(Child("worker", worker_argv()))
-            url = display_url(options["host"], options["port"])
-            self.stdout.write(f"Rivya Console is running at {url} (press Ctrl-C to stop)")
-            self.stdout.flush()
-            Supervisor(children, stop_timeout=GRACEFUL_SECONDS + 5).run()
+            self.supervise(listener, options)
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted before the server started.") from None
         finally:
             listener.close()
+
+    def supervise(self, listener: socket.socket, options: dict) -> None:
+        fd = listener.fileno()
+        children = [Child("web", gunicorn_argv(fd, options["workers"], options["threads"]), (fd,))]
+        if not options["no_worker"]:
+            children.append(Child("worker", worker_argv()))
+        # Port 0 asks the system for a free port: show the one it gave.
+        url = display_url(options["host"], listener.getsockname()[1])
+        self.stdout.write(f"Rivya Console is running at {url} (press Ctrl-C to stop)")
+        self.stdout.flush()
+        Supervisor(children, stop_timeout=GRACEFUL_SECONDS + 5).run()

@@ -1,0 +1,92 @@
+// Generate, job and files pages: prompt counter, upload progress, finished-job toasts.
+(function () {
+  function updateCounter(textarea) {
+    var counter = textarea.closest(".field").querySelector("[data-prompt-count]");
+    if (!counter) return;
+    var limit = parseInt(textarea.getAttribute("data-max-length") || "0", 10);
+    var length = textarea.value.length;
+    counter.textContent = limit ? length + " / " + limit : String(length);
+    counter.classList.toggle("counter-over", limit > 0 && length > limit);
+  }
+
+  function setUpCounters(root) {
+    root.querySelectorAll("textarea[data-prompt]").forEach(updateCounter);
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.matches("textarea[data-prompt]")) updateCounter(event.target);
+  });
+
+  // The Files form tells the server the kind and model in the URL, so the size limit is known
+  // before the body is read.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var form = event.detail.elt.closest("[data-upload-form]");
+    if (!form) return;
+    var query = new URLSearchParams();
+    ["kind", "model"].forEach(function (name) {
+      var field = form.querySelector("[name=" + name + "]");
+      if (field && field.value) query.set(name, field.value);
+    });
+    event.detail.path += (event.detail.path.indexOf("?") < 0 ? "?" : "&") + query.toString();
+  });
+
+  function progressFor(element) {
+    var region = element.closest("[data-swap-errors]") || element.closest("form");
+    return region ? region.querySelector("[data-upload-progress]") : null;
+  }
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var bar = progressFor(event.target);
+    if (!bar || !event.detail.lengthComputable) return;
+    bar.hidden = false;
+    bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+  });
+
+  // Refused uploads and forms answer 4xx with the region re-rendered around the message.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if ([400, 403, 413].indexOf(status) >= 0 && event.detail.elt.closest("[data-swap-errors]")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  function toast(text) {
+    var region = document.querySelector("[data-toasts]");
+    if (!region) return;
+    var item = document.createElement("div");
+    item.className = "toast";
+    item.setAttribute("role", "status");
+    item.textContent = text;
+    region.appendChild(item);
+    setTimeout(function () { item.remove(); }, 6000);
+  }
+
+  function announceFinished(root) {
+    var finished = root.matches && root.matches("[data-job-finished]")
+      ? [root] : Array.prototype.slice.call(root.querySelectorAll("[data-job-finished]"));
+    finished.forEach(function (element) {
+      var text = element.getAttribute("data-job-title") + ": " + element.getAttribute("data-job-finished");
+      toast(text);
+      if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+        new Notification(text);
+      }
+    });
+  }
+
+  document.addEventListener("htmx:load", function (event) {
+    setUpCounters(event.detail.elt.querySelectorAll ? event.detail.elt : document);
+    announceFinished(event.detail.elt);
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpCounters(document);
+    var notify = document.querySelector("[data-notify]");
+    if (notify && "Notification" in window && Notification.permission === "default") {
+      notify.hidden = false;
+      notify.addEventListener("click", function () {
+        Notification.requestPermission().then(function () { notify.hidden = true; });
+      });
+    }
+  });
+})();

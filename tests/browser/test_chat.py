@@ -1,0 +1,128 @@
+"""Chat in a real browser: word by word, a refresh mid-reply, Stop, and an injected reset.
+
+The console runs in a threaded server of its own on a file database (WAL), because replies are
+read and saved by background threads that the shared in-memory test database cannot serve.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+from playwright.sync_api import Browser, Page, expect
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.rivya.client import RivyaClient
+from rivya_dashboard.sandbox.faults import set_global_faults
+from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.sandbox.models import ChatMessage, SandboxSettings
+from rivya_dashboard.vault.models import ApiKey, KeyGrant
+from tests.browser.conftest import WatchedContext
+from tests.conftest import make_member
+from tests.views.test_chat import shared_file_database, wait_for_quiet  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LAST_WORDS = "without an account."
+
+
+@pytest.fixture
+def console_url(shared_file_database) -> Iterator[str]:  # noqa: F811
+    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
+    server.daemon = True
+    server.start()
+    server.is_ready.wait()
+    yield f"http://127.0.0.1:{server.port}"
+    wait_for_quiet()
+    server.terminate()
+
+
+@pytest.fixture
+def operator_page(browser: Browser, console_url: str) -> Iterator[Page]:
+    operator = make_member(Role.OPERATOR, "opal")
+    raw = issue_key()
+    key = ApiKey.objects.create(
+        label="Sandbox", environment="sandbox", base_url=f"{console_url}/sandbox/api/v1"
+    )
+    key.store_secret(raw)
+    key.save(update_fields=["secret", "last4"])
+    KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
+    do_store_catalogue(RivyaClient(key.base_url, raw).list_models())
+    watched = WatchedContext(browser, console_url)
+    yield watched.open(operator).new_page()
+    watched.close()
+    set_global_faults({})
+    assert watched.csp_violations() == []
+    assert watched.script_errors == []
+
+
+def token_delay(ms: int) -> None:
+    SandboxSettings.objects.filter(pk=SandboxSettings.load().pk).update(token_delay_ms=ms)
+
+
+def send(page: Page, message: str) -> None:
+    box = page.get_by_label("Message")
+    box.fill(message)
+    box.press("Control+Enter")
+
+
+def last_reply(page: Page):
+    return page.locator("[data-turn]").last.locator(".reply-body")
+
+
+def wait_for_text(page: Page, condition: Callable[[str], bool], timeout: float = 5) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = last_reply(page).inner_text()
+        if condition(text):
+            return text
+        assert time.monotonic() < deadline, f"reply never matched; it reads {text!r}"
+        time.sleep(0.02)
+
+
+def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_page, screenshot):
+    page = operator_page
+    token_delay(80)
+    page.goto("/chat/")
+    send(page, "Write a concise launch plan")
+
+    seen = set()
+    deadline = time.monotonic() + 5
+    while len(seen) < 4:
+        seen.add(len(last_reply(page).inner_text()))
+        assert time.monotonic() < deadline, "the reply did not grow word by word"
+        time.sleep(0.03)
+    so_far = last_reply(page).inner_text()
+    assert LAST_WORDS not in so_far
+
+    page.reload()
+    expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "done", timeout=10000)
+    text = last_reply(page).inner_text()
+    assert text.startswith(so_far.strip()[:20]) and text.rstrip().endswith(LAST_WORDS)
+    expect(page.get_by_text("tokens", exact=False).first).to_be_visible()
+    screenshot(page, "chat-reply")
+
+    token_delay(150)
+    send(page, "Now stop me halfway")
+    partial = wait_for_text(page, lambda text: len(text.split()) >= 6)
+    page.keyboard.press("Escape")
+    stopped_at = time.monotonic()
+    expect(page.get_by_text("Stopped. The reply so far is kept.")).to_be_visible()
+    assert time.monotonic() - stopped_at < 1
+    kept = last_reply(page).inner_text()
+    assert kept.startswith(partial.strip()[:20]) and LAST_WORDS not in kept
+    wait_for_quiet()
+    upstream = ChatMessage.objects.filter(role="assistant").order_by("-pk").first()
+    assert LAST_WORDS not in upstream.content  # the sandbox saw its connection close mid-reply
+    screenshot(page, "chat-stopped")
+
+    token_delay(20)
+    set_global_faults({"reset-after-delta": True})
+    send(page, "Break the connection")
+    failure = page.locator("[data-turn]").last.locator(".notice-bad")
+    expect(failure).to_be_visible(timeout=5000)
+    assert last_reply(page).inner_text().startswith("This is the Rivya sandbox")
+    page.emulate_media(color_scheme="dark")
+    screenshot(page, "chat-error")

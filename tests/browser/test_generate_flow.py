@@ -1,0 +1,153 @@
+"""The generate flow in a real browser: pick a model, upload a reference inline, double-click
+submit, watch the job finish without reloading, and keep the image after the sandbox goes away."""
+
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+from django_tasks_db.management.commands.db_worker import Worker
+from playwright.sync_api import Page, expect
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.console.models import Generation, UploadedFile
+from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
+from rivya_dashboard.sandbox.models import SandboxSettings
+from rivya_dashboard.vault.models import ApiKey
+from tests.conftest import make_member
+
+pytestmark = pytest.mark.browser
+
+
+def png_bytes(width: int = 48, height: int = 32) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x30\x90\xe0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def worker(transactional_db) -> Iterator[Worker]:
+    """The django-tasks database worker, in a thread, as `serve` runs it beside the web server."""
+    running = Worker(
+        queue_names=["default"],
+        interval=0.05,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="browser-test",
+        excluded_queue_names=[],
+    )
+    shared = connections["default"]
+
+    def run() -> None:
+        # An in-memory SQLite test database is one connection that the live server thread
+        # shares too; separate connections would lock each other out of its shared cache.
+        if shared.vendor == "sqlite":
+            shared.inc_thread_sharing()
+            connections["default"] = shared
+        running.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield running
+    running.running = False
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def sandbox_team_key(live_server, settings) -> ApiKey:
+    settings.RIVYA_POLL_SPEED = 5
+    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
+    SandboxSettings.load()
+    SandboxSettings.objects.update(clock_speed=1.5)
+    owner = make_member(Role.OWNER, "owner")
+    key = ApiKey.objects.create(
+        label="Sandbox",
+        environment="sandbox",
+        base_url=f"{live_server.url}/sandbox/api/v1",
+        added_by=owner,
+    )
+    key.store_secret(issue_key(credits=1000))
+    key.save(update_fields=["secret", "last4"])
+    return key
+
+
+def image_is_drawn(page: Page, selector: str) -> bool:
+    return page.locator(selector).first.evaluate("img => img.complete && img.naturalWidth > 0")
+
+
+def test_generate_from_a_fresh_sandbox_key(
+    page_as, sandbox_team_key, worker, settings, screenshot
+):
+    page = page_as(Role.OWNER, "owner")
+    page.goto("/models/")
+    page.get_by_role("button", name="Refresh from the API").click()
+    expect(page.get_by_text("Catalogue refreshed")).to_be_visible()
+    screenshot(page, "models")
+
+    page.locator(".model-card", has_text="Nano Banana 2").get_by_role("link", name="Generate").click()
+    expect(page.locator("#form-title")).to_have_text("Nano Banana 2")
+    expect(page.locator("#cost")).to_contain_text("1000")
+    page.get_by_label("Prompt").fill("A lighthouse in a watercolour storm")
+    expect(page.locator("[data-prompt-count]")).to_have_text("35 / 20000")
+    page.get_by_label("Aspect ratio").select_option("16:9")
+    page.locator("input[type=file][name=upload]").set_input_files(
+        files=[{"name": "reference.png", "mimeType": "image/png", "buffer": png_bytes()}]
+    )
+    expect(page.locator("input[name=reference_files]:checked")).to_have_count(1)
+    expect(page.get_by_label("Prompt")).to_have_value("A lighthouse in a watercolour storm")
+    screenshot(page, "generate")
+
+    page.get_by_role("button", name="Generate", exact=True).dblclick()
+    page.wait_for_url("**/generations/*/")
+    status = page.locator(".job-status")
+    expect(status).to_have_attribute("data-status", "processing", timeout=15_000)
+    expect(status).to_have_attribute("data-status", "succeeded", timeout=20_000)
+    expect(page.locator(".toast")).to_contain_text("Succeeded")
+    expect(page.locator(".outputs img")).to_be_visible()
+    assert image_is_drawn(page, ".outputs img")
+    assert Generation.objects.count() == 1
+    assert SandboxGeneration.objects.count() == 1
+    job = Generation.objects.get()
+    assert job.params["referenceMediaItems"][0]["url"] == UploadedFile.objects.get().url
+    screenshot(page, "job")
+
+    page.goto("/generations/gallery/")
+    expect(page.locator(".gallery img")).to_have_count(1)
+    assert image_is_drawn(page, ".gallery img")
+    page.reload()
+    assert image_is_drawn(page, ".gallery img")
+    screenshot(page, "gallery")
+
+    settings.RIVYA_SANDBOX = False
+    assert page.request.get(job.result_urls[0]).status == 404
+    page.goto(f"/generations/{job.pk}/")
+    expect(page.locator(".outputs img")).to_be_visible()
+    assert image_is_drawn(page, ".outputs img")
+    page.goto("/generations/gallery/")
+    assert image_is_drawn(page, ".gallery img")
+
+
+def test_files_page_uploads_with_progress(page_as, sandbox_team_key, screenshot):
+    page = page_as(Role.OWNER, "owner")
+    page.goto("/files/")
+    page.get_by_label("Kind").select_option("image")
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "big.png", "mimeType": "image/png", "buffer": png_bytes(400, 400)}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#upload-region table")).to_contain_text("big.png")
+    assert UploadedFile.objects.get().mime_type == "image/png"
+    screenshot(page, "files")

@@ -1,0 +1,318 @@
+"""The generate page against the in-process sandbox: schema form, cost, idempotent submits,
+polling to the end, cached outputs, and every bad input keeping what the member typed."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.console import generations, models_catalog
+from rivya_dashboard.console.models import Generation, Output, Status
+from rivya_dashboard.sandbox import faults
+from rivya_dashboard.sandbox.models import Account, SandboxSettings
+from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
+from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast(settings):
+    settings.RIVYA_POLL_SPEED = 1000
+    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+
+
+@pytest.fixture
+def catalogue(vault_key, members):
+    models_catalog.do_refresh(vault_key, members[Role.OWNER])
+    return vault_key
+
+
+@pytest.fixture
+def operator(clients, members, catalogue):
+    KeyGrant.objects.create(
+        member=members[Role.OPERATOR], key=catalogue, actions=["generate", "browse", "upload"]
+    )
+    return clients[Role.OPERATOR]
+
+
+def form_data(key, nonce="nonce-1", **extra):
+    return {
+        "model": "z-image",
+        "key": str(key.pk),
+        "nonce": nonce,
+        "prompt": "a lighthouse at dusk",
+        "p_aspect_ratio": "16:9",
+        **extra,
+    }
+
+
+def sandbox_balance() -> int:
+    return Account.objects.get().credits
+
+
+def test_the_form_is_built_from_the_model_schema(operator, catalogue):
+    response = operator.get(reverse("generate"), {"model": "elevenlabs-sound-effect-v2"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="p_duration_seconds"' in html and 'step="0.5"' in html
+    assert 'name="p_output_format"' in html and "mp3_44100_128" in html
+    assert 'data-max-length="5000"' in html
+    assert 'name="nonce"' in html
+
+
+def test_the_htmx_model_switch_answers_only_the_form(operator, catalogue):
+    response = operator.get(
+        reverse("generate"), {"model": "suno-music"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert 'id="generate-form"' in html
+    assert "<html" not in html
+    assert 'name="p_instrumental"' in html
+
+
+def test_cost_shows_estimate_balance_and_after(operator, catalogue):
+    response = operator.get(
+        reverse("generate-estimate"), {"model": "nano-banana-2", "key": catalogue.pk}
+    )
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "5 credits" in text  # base credits of nano-banana-2
+    assert "1000" in text and "995" in text
+
+
+def test_submit_creates_one_job_and_polls_it_to_the_end(operator, catalogue, members):
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "generation", args=[job.pk]
+    )
+    assert job.status == Status.QUEUED and job.remote_id.startswith("task_")
+    assert job.params == {"aspect_ratio": "16:9"}
+    assert job.estimate_credits == 1 and job.member == members[Role.OPERATOR]
+    assert sandbox_balance() == 999
+    SandboxSettings.objects.update(clock_speed=1000)
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    generations.do_poll(job.pk, job.poll_count)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED and job.final_credits == 1 and not job.cost_differs
+    output = Output.objects.get(generation=job)
+    assert output.cached_name and output.content_type == "image/png"
+    media = operator.get(reverse("generation-output", args=[job.pk, 0]))
+    assert media.status_code == 200 and media["Content-Type"] == "image/png"
+    assert b"".join(media.streaming_content).startswith(b"\x89PNG")
+    create = LedgerEntry.objects.get(operation="generations.create")
+    assert create.credits_final == 1 and create.idempotency_key == job.idempotency_key
+
+
+def test_a_double_submit_yields_the_same_job_and_one_charge(operator, catalogue):
+    first = operator.post(reverse("generate-submit"), form_data(catalogue))
+    second = operator.post(reverse("generate-submit"), form_data(catalogue))
+    assert first["Location"] == second["Location"]
+    assert Generation.objects.count() == 1
+    assert SandboxGeneration.objects.count() == 1
+    assert sandbox_balance() == 999
+
+
+def test_the_same_nonce_from_another_member_is_another_job(operator, catalogue, clients):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    clients[Role.OWNER].post(reverse("generate-submit"), form_data(catalogue))
+    assert Generation.objects.count() == 2
+
+
+def test_prompt_over_the_limit_keeps_the_text_and_creates_nothing(operator, catalogue):
+    long_prompt = "word " * 300
+    response = operator.post(reverse("generate-submit"), form_data(catalogue, prompt=long_prompt))
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Shorten the prompt to 1000 characters" in html
+    assert long_prompt.strip() in html
+    assert not Generation.objects.exists() and not SandboxGeneration.objects.exists()
+
+
+def test_value_outside_the_options_is_refused_per_field(operator, catalogue):
+    response = operator.post(reverse("generate-submit"), form_data(catalogue, p_aspect_ratio="7:1"))
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    assert not Generation.objects.exists()
+
+
+def test_insufficient_credits_shows_the_request_id_and_leaves_no_row(operator, catalogue):
+    Account.objects.update(credits=0)
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Not enough credits" in html and "request id: req_" in html
+    assert "a lighthouse at dusk" in html
+    assert 'value="nonce-1"' not in html  # a refused request gets a fresh idempotency key
+    assert not Generation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "keeps_nonce"),
+    [
+        (503, "Rivya cannot be reached", True),
+        (429, "Rivya is limiting requests on this key", True),
+    ],
+)
+def test_api_down_or_rate_limited_says_what_to_do(
+    operator, catalogue, status, message, keeps_nonce
+):
+    faults.set_global_faults({"status": status})
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    html = response.content.decode()
+    assert message in html and "request id: req_" in html
+    assert ('value="nonce-1"' in html) is keeps_nonce
+    assert not Generation.objects.exists()
+    assert LedgerEntry.objects.filter(operation="generations.create", http_status=status).exists()
+
+
+def test_expired_grant_is_refused_before_the_api_is_called(operator, catalogue, members):
+    KeyGrant.objects.update(expires_at=timezone.now() - timedelta(days=1))
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    # An expired grant no longer offers the key at all.
+    assert response.status_code == 400
+    assert not SandboxGeneration.objects.exists()
+    assert not LedgerEntry.objects.filter(operation="generations.create").exists()
+
+
+def test_a_grant_without_generate_cannot_submit(operator, catalogue):
+    KeyGrant.objects.update(actions=["browse"])
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    assert response.status_code == 400
+    assert not SandboxGeneration.objects.exists()
+
+
+def test_a_failed_job_shows_its_error(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue, prompt="boom [[fail]]"))
+    job = Generation.objects.get()
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    generations.do_poll(job.pk, 0)
+    job.refresh_from_db()
+    assert job.status == Status.FAILED and job.error_code == "generation_failed"
+    page = operator.get(reverse("generation", args=[job.pk])).content.decode()
+    assert "generation_failed" in page and "every 2s" not in page
+    assert sandbox_balance() == 1000  # refunded
+
+
+def test_the_job_partial_polls_until_terminal(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    running = operator.get(reverse("generation", args=[job.pk]), headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in running.content.decode()
+    assert "<html" not in running.content.decode()
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    generations.do_poll(job.pk, 0)
+    done = operator.get(
+        reverse("generation", args=[job.pk]) + "?was=running", headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "every 2s" not in done
+    assert 'data-job-finished="Succeeded"' in done
+
+
+def test_a_duplicate_poll_task_does_nothing(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    assert generations.do_poll(job.pk, 0) is not None
+    assert generations.do_poll(job.pk, 0) is None
+
+
+def test_stalled_jobs_are_picked_up_again(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    Generation.objects.update(next_poll_at=timezone.now() - timedelta(hours=1))
+    assert generations.do_resume_stalled() == 1
+    job = Generation.objects.get()
+    assert job.next_poll_at > timezone.now() - timedelta(seconds=1)
+    assert generations.do_resume_stalled() == 0
+
+
+def test_tracking_stops_after_the_limit(operator, catalogue, settings):
+    settings.RIVYA_POLL_MAX_MINUTES = 1
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    Generation.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    generations.do_poll(Generation.objects.get().pk, 0)
+    job = Generation.objects.get()
+    assert job.status == Status.LOST and "Stopped checking" in job.error_message
+
+
+def test_poll_back_off_follows_the_contract(settings):
+    settings.RIVYA_POLL_SPEED = 1
+    delays = [generations.poll_delay(n, "image") for n in range(5)]
+    assert delays[0] == 2.5 and delays[1] == 5.0
+    assert all(5 <= d <= 10 for d in delays[1:]) and delays[-1] == 10
+    assert generations.poll_delay(10, "video") == 30
+
+
+def test_copy_as_curl_has_a_placeholder_not_the_key(operator, catalogue, sandbox_key):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    page = operator.get(reverse("generation", args=[job.pk])).content.decode()
+    assert "$RIVYA_API_KEY" in page and sandbox_key not in page
+    assert f"Idempotency-Key: {job.idempotency_key}" in page
+
+
+def test_run_again_and_edit_and_run(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    rerun = operator.post(reverse("generation-rerun", args=[job.pk]), {"nonce": "again-1"})
+    operator.post(reverse("generation-rerun", args=[job.pk]), {"nonce": "again-1"})
+    assert Generation.objects.count() == 2
+    new = Generation.objects.exclude(pk=job.pk).get()
+    assert rerun["Location"] == reverse("generation", args=[new.pk])
+    assert new.prompt == job.prompt and new.params == job.params
+    edit = operator.get(reverse("generate"), {"from": job.pk}).content.decode()
+    assert "a lighthouse at dusk" in edit
+    assert '<option value="16:9" selected>' in edit
+
+
+def test_delete_removes_the_job_and_its_cached_files(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    generations.do_poll(job.pk, 0)
+    path = generations.media_cache.cached_path(Output.objects.get())
+    assert path.is_file()
+    response = operator.post(reverse("generation-delete", args=[job.pk]))
+    assert response.status_code == 302
+    assert not Generation.objects.exists() and not path.exists()
+
+
+def test_another_operator_cannot_delete_or_see_a_job(operator, catalogue, members):
+    from tests.conftest import make_member
+
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    other = make_member(Role.OPERATOR, "other-operator")
+    from django.test import Client
+
+    client = Client()
+    client.force_login(other)
+    assert client.get(reverse("generation", args=[job.pk])).status_code == 404
+    assert client.get(reverse("generation-output", args=[job.pk, 0])).status_code == 404
+    assert client.post(reverse("generation-delete", args=[job.pk])).status_code == 404
+
+
+def test_side_by_side_submits_each_model_once(operator, catalogue):
+    data = {
+        "nonce": "cmp-1",
+        "key": str(catalogue.pk),
+        "models": ["z-image", "suno-music"],
+        "prompt": "rain on a tin roof",
+    }
+    first = operator.post(reverse("side-by-side"), data)
+    second = operator.post(reverse("side-by-side"), data)
+    assert first.status_code == 302 and first["Location"] == second["Location"]
+    jobs = Generation.objects.all()
+    assert {job.model_id for job in jobs} == {"z-image", "suno-music"}
+    assert len({job.batch for job in jobs}) == 1
+    page = operator.get(first["Location"]).content.decode()
+    assert page.count('class="compare-column"') == 2
+
+
+def test_side_by_side_needs_two_or_three_models(operator, catalogue):
+    data = {"nonce": "c", "key": str(catalogue.pk), "models": ["z-image"], "prompt": "x"}
+    response = operator.post(reverse("side-by-side"), data)
+    assert response.status_code == 400 and "Pick two or three" in response.content.decode()
