@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rivya_dashboard.sandbox",
     "rivya_dashboard.vault",
     "rivya_dashboard.chat",
+    "rivya_dashboard.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -53,7 +54,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "rivya_dashboard.accounts.middleware.SetupRequiredMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "rivya_dashboard.accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware: the sign-out it forces leaves a message for the login page.
     "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "rivya_dashboard.csp.csp_nonce",
                 "rivya_dashboard.accounts.navigation.navigation",
+                "rivya_dashboard.webhooks.alerts.failure_banner",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },
@@ -197,3 +199,12 @@ RIVYA_SANDBOX_TOKEN_DELAY_MS = env_int("RIVYA_SANDBOX_TOKEN_DELAY_MS", 20, minim
 # unless asked for; fast retries turn the minute-scale retry schedule into seconds.
 RIVYA_SANDBOX_WEBHOOK_ALLOW_LOCAL = env_bool("RIVYA_SANDBOX_WEBHOOK_ALLOW_LOCAL", False)
 RIVYA_SANDBOX_WEBHOOK_FAST_RETRIES = env_bool("RIVYA_SANDBOX_WEBHOOK_FAST_RETRIES", False)
+
+# Webhook inboxes (rivya_dashboard/webhooks): the receiver stores bodies up to this size and
+# answers 413 above it; forwards and replays may reach loopback only when this is on (and only
+# for owners and admins). An endpoint with ALERT_FAILURES failed deliveries within
+# ALERT_MINUTES raises a banner for admins.
+RIVYA_INBOX_MAX_BODY_KB = env_int("RIVYA_INBOX_MAX_BODY_KB", 256, minimum=1)
+RIVYA_ALLOW_LOCAL_FORWARD = env_bool("RIVYA_ALLOW_LOCAL_FORWARD", False)
+RIVYA_WEBHOOK_ALERT_FAILURES = env_int("RIVYA_WEBHOOK_ALERT_FAILURES", 5, minimum=1)
+RIVYA_WEBHOOK_ALERT_MINUTES = env_int("RIVYA_WEBHOOK_ALERT_MINUTES", 15, minimum=1)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("rivya_dashboard.vault.urls")),
     path("", include("rivya_dashboard.console.urls")),
     path("chat/", include("rivya_dashboard.chat.urls")),
+    path("", include("rivya_dashboard.webhooks.urls")),
 ]
 
 handler403 = "rivya_dashboard.console.views.forbidden"

@@ -1,11 +1,13 @@
-"""Request gates: first-run setup before anything else, and session idle/absolute limits."""
+"""Request gates: first-run setup before anything else, sign-in, session idle/absolute limits."""
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse
@@ -70,7 +72,7 @@ class SessionLifetimeMiddleware:
             if reason:
                 logout(request)
                 messages.info(request, reason)
-                return signed_out_response(request)
+                return to_login(request)
             # Sessions made before the stamp existed (force_login, older cookies) start now.
             session.setdefault(STARTED_KEY, now)
             # Refresh at most once a minute so ordinary page views do not write the session.
@@ -79,9 +81,23 @@ class SessionLifetimeMiddleware:
         return self.get_response(request)
 
 
-def signed_out_response(request: HttpRequest) -> HttpResponse:
-    """htmx would swap the login page into a fragment, so it is told to load the whole page."""
-    login_url = redirect_to_login(request.get_full_path())["Location"]
-    if request.headers.get("HX-Request") == "true":
-        return HttpResponseClientRedirect(login_url)
-    return redirect(login_url)
+def to_login(request: HttpRequest) -> HttpResponse:
+    """Send the visitor to sign in, and back here afterwards.
+
+    htmx would swap the login page into a fragment, so it is told to load the whole page, and
+    the way back is the page the fragment sits on, not the fragment's own URL.
+    """
+    if request.headers.get("HX-Request") != "true":
+        return redirect_to_login(request.get_full_path())
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    back = page.path + (f"?{page.query}" if page.query else "")
+    return HttpResponseClientRedirect(redirect_to_login(back or "/")["Location"])
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, with htmx requests sent to sign in as a whole page (see to_login)."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
+        if request.headers.get("HX-Request") == "true":
+            return to_login(request)
+        return super().handle_no_permission(request, view_func)

@@ -239,7 +239,7 @@ def finish(call: Call, response: HttpResponse) -> None:
     if call.rate is not None:
         for name, value in call.rate.headers().items():
             response[name] = value
-    RequestLog.objects.create(
+    row = RequestLog.objects.create(
         method=call.request.method or "",
         path=call.request.path[:255],
         status=response.status_code,
@@ -247,7 +247,7 @@ def finish(call: Call, response: HttpResponse) -> None:
         key=call.key,
         key_prefix=call.key.prefix if call.key else "",
     )
-    ratelimit.trim_log()
+    ratelimit.trim_log(row.pk)
 
 
 def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpResponse:

@@ -51,7 +51,6 @@ def hit(key: SandboxKey, limit: int) -> RateState:
     return RateState(limit=limit, remaining=limit - used - 1, reset=reset)
 
 
-def trim_log() -> None:
-    newest = RequestLog.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    if newest % TRIM_EVERY == 0:
+def trim_log(newest_pk: int) -> None:
+    if newest_pk % TRIM_EVERY == 0:
         RequestLog.objects.filter(created_at__lt=timezone.now() - LOG_RETENTION).delete()

@@ -13,7 +13,6 @@ while generations are running, so events go out even when nobody polls; a genera
 """
 
 import json
-import logging
 import time
 from datetime import datetime, timedelta
 
@@ -41,13 +40,10 @@ from rivya_dashboard.sandbox.models import (
 from rivya_dashboard.sandbox.webhooks_payloads import event_object
 from rivya_dashboard.sandbox.webhooks_targets import TargetRejected, check_target
 
-logger = logging.getLogger(__name__)
-
 USER_AGENT = "Rivya-Sandbox-Webhooks/1"
 # Between sweeps while generations are still running; with nothing running, the next sweep is
 # due when the earliest retry is.
 SWEEP_SECONDS_WHILE_RUNNING = 1
-SWEEP_SECONDS_IDLE = 60
 LEASE_SECONDS = choices.WEBHOOK_TIMEOUT_SECONDS + 5
 ERROR_LENGTH = 300
 WEBHOOK_FAULT_NAMES = ("bad-signature", "stale-timestamp", "duplicate-delivery", "out-of-order")
@@ -144,7 +140,8 @@ def on_generation_saved(
     sender: type, instance: Generation, created: bool, **kwargs: object
 ) -> None:
     if created:
-        schedule_sweep()
+        # After the submit commits, so the sweep's bookkeeping never lengthens its transaction.
+        transaction.on_commit(schedule_sweep)
 
 
 @task()
@@ -206,6 +203,7 @@ def hold_back(delivery: WebhookDelivery, now: datetime, fast: bool) -> bool:
     delivery.held_back = True
     delivery.next_retry_at = now + retry_offsets(fast)[1]
     delivery.save(update_fields=["held_back", "next_retry_at"])
+    schedule_sweep(delivery.next_retry_at)
     return True
 
 

@@ -134,7 +134,12 @@ def cap_message(grant: KeyGrant, period: Period, cap: int, spent: Decimal) -> st
             "This call would pass your monthly cap of %(cap)s credits on the key “%(key)s” "
             "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner."
         )
-    return text % {"cap": cap, "key": grant.key.label, "spent": f"{spent:g}", "resets": resets}
+    return text % {
+        "cap": cap,
+        "key": grant.key.label,
+        "spent": f"{spent.normalize():f}",
+        "resets": resets,
+    }
 
 
 @dataclass(frozen=True)

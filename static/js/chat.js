@@ -149,11 +149,6 @@
     root.querySelectorAll("[data-stream-url]").forEach(listen);
   }
 
-  function grow(box) {
-    box.style.blockSize = "auto";
-    box.style.blockSize = Math.min(box.scrollHeight + 2, window.innerHeight * 0.4) + "px";
-  }
-
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     var typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
@@ -192,10 +187,6 @@
 
   document.addEventListener("submit", function (event) {
     if (event.target.matches("[data-stop-form]")) { event.preventDefault(); stop(); }
-  });
-
-  document.addEventListener("input", function (event) {
-    if (event.target.matches("[data-composer-input]")) grow(event.target);
   });
 
   document.addEventListener("htmx:load", function (event) {

@@ -54,7 +54,7 @@ def operator_page(browser: Browser, console_url: str) -> Iterator[Page]:
     yield watched.open(operator).new_page()
     watched.close()
     set_global_faults({})
-    assert watched.csp_violations() == []
+    assert watched.csp_violations() == [], watched.complaints
     assert watched.script_errors == []
 
 
@@ -63,9 +63,13 @@ def token_delay(ms: int) -> None:
 
 
 def send(page: Page, message: str) -> None:
+    """Send with the keyboard and wait until the new turn is on the page."""
+    turns = page.locator("[data-turn]")
+    before = turns.count()
     box = page.get_by_label("Message")
     box.fill(message)
     box.press("Control+Enter")
+    expect(turns).to_have_count(before + 1)
 
 
 def last_reply(page: Page):
@@ -100,7 +104,8 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     page.reload()
     expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "done", timeout=10000)
     text = last_reply(page).inner_text()
-    assert text.startswith(so_far.strip()[:20]) and text.rstrip().endswith(LAST_WORDS)
+    assert text.startswith(so_far.strip()[:20]), (text, so_far)
+    assert text.rstrip().endswith(LAST_WORDS), text
     expect(page.get_by_text("tokens", exact=False).first).to_be_visible()
     screenshot(page, "chat-reply")
 

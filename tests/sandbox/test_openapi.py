@@ -68,7 +68,7 @@ def test_it_serves_an_openapi_31_document_marked_as_the_sandbox(db):
 def test_it_covers_all_twenty_endpoints_of_the_contract(db):
     assert "rivya_dashboard.sandbox.webhooks" in ENDPOINT_MODULES
     paths = Api(None).get("/openapi.json").json()["paths"]
-    assert CONTRACT_PATHS <= set(paths)
+    assert set(paths) >= CONTRACT_PATHS
     methods = sum(len(operations) for operations in paths.values())
     assert methods == len(OPERATIONS) >= 20
 

@@ -163,6 +163,7 @@ def test_it_rejects_a_body_that_is_not_json(api):
         ("https://0.0.0.0/hook", "reserved"),
         ("https://240.0.0.1/hook", "reserved"),
         ("https://224.0.0.1/hook", "reserved"),
+        ("https://100.64.0.1/hook", "reserved"),
         ("https://internal.example.com/hook", "private"),
         ("https://rebind.example.com/hook", "loopback"),
         ("https://nowhere.example.net/hook", "does not resolve"),
@@ -424,3 +425,11 @@ def test_it_emits_for_generations_nobody_polled(api, created):
     events = api.get("/webhook-events").json()["data"]
 
     assert [e["type"] for e in events] == ["generation.succeeded"]
+
+
+def test_it_resolves_names_with_the_system_resolver(monkeypatch):
+    monkeypatch.undo()
+
+    assert webhooks_targets.resolve("127.0.0.1", 443) == ["127.0.0.1"]
+    with pytest.raises(webhooks_targets.TargetRejected, match="does not resolve"):
+        webhooks_targets.resolve("bad..name", 443)

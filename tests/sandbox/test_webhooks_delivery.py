@@ -7,18 +7,22 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.sandbox import choices, ids, webhooks_delivery
+from rivya_dashboard.sandbox.generations import advance
 from rivya_dashboard.sandbox.keys import find_key, issue_key
 from rivya_dashboard.sandbox.models import (
     Account,
+    Generation,
     SandboxSettings,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookEvent,
     WebhookSettings,
 )
 from rivya_dashboard.sandbox.webhooks_delivery import (
@@ -361,6 +365,8 @@ def test_a_held_delivery_goes_out_after_one_retry_interval(account, endpoint, re
     set_fast(True)
     held = emit_one(account)
     attempt_delivery(held.pk)
+    held.refresh_from_db()
+    assert WebhookSettings.load().sweep_at == held.next_retry_at
 
     assert deliver_due(now=held.created_at + timedelta(seconds=1.5)) == 1
     assert receiver.events() == [held.event.public_id]
@@ -482,11 +488,12 @@ def test_a_sweep_delivers_and_schedules_the_next_retry(account, endpoint, receiv
 
 
 def test_a_new_generation_schedules_a_sweep_that_emits_its_event(
-    account, endpoint, receiver, raw_key
+    account, endpoint, receiver, raw_key, django_capture_on_commit_callbacks
 ):
     SandboxSettings.objects.update_or_create(pk=1, defaults={"clock_speed": 1_000_000})
-    task = Api(raw_key).post("/generations", {"model": "z-image", "prompt": "a fox"}).json()
-    assert WebhookSettings.load().sweep_at is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        task = Api(raw_key).post("/generations", {"model": "z-image", "prompt": "a fox"}).json()
+    assert DBTaskResult.objects.get().task_path.endswith("webhooks_delivery.sweep")
 
     sweep.call(WebhookSettings.load().sweep_at.isoformat())
     attempt_delivery(WebhookDelivery.objects.get().pk)
@@ -507,3 +514,48 @@ def test_the_delivery_task_makes_one_attempt(account, endpoint, receiver):
     webhooks_delivery.deliver_webhook.call(delivery.pk)
 
     assert receiver.events() == [delivery.event.public_id]
+
+
+def test_a_generation_is_emitted_once(account, endpoint, raw_key, monkeypatch):
+    SandboxSettings.objects.update_or_create(pk=1, defaults={"clock_speed": 1_000_000})
+    task = Api(raw_key).post("/generations", {"model": "z-image", "prompt": "once"}).json()
+    generation = advance(Generation.objects.get(public_id=task["id"]))
+
+    assert WebhookEvent.objects.filter(task_id=task["id"]).count() == 1
+    assert webhooks_delivery.emit_generation_event(generation) is None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        emit(account, "generation.succeeded", DATA, task_id=task["id"])
+
+
+def test_a_terminal_generation_whose_event_was_lost_is_emitted_again(account, raw_key):
+    SandboxSettings.objects.update_or_create(pk=1, defaults={"clock_speed": 1_000_000})
+    task = Api(raw_key).post("/generations", {"model": "z-image", "prompt": "lost"}).json()
+    advance(Generation.objects.get(public_id=task["id"]))
+    WebhookEvent.objects.all().delete()
+
+    webhooks_delivery.emit_generation_events()
+
+    assert WebhookEvent.objects.get().task_id == task["id"]
+
+
+def test_losing_the_race_to_emit_is_not_an_error(account, endpoint, raw_key, monkeypatch):
+    SandboxSettings.objects.update_or_create(pk=1, defaults={"clock_speed": 1_000_000})
+    task = Api(raw_key).post("/generations", {"model": "z-image", "prompt": "race"}).json()
+
+    def lose(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("another reader emitted it first")
+
+    monkeypatch.setattr(webhooks_delivery, "emit", lose)
+
+    generation = advance(Generation.objects.get(public_id=task["id"]))
+    assert webhooks_delivery.emit_generation_event(generation) is None
+
+
+def test_a_sweep_comes_back_soon_while_generations_run(account, raw_key):
+    Api(raw_key).post("/generations", {"model": "z-image", "prompt": "slow"})
+    schedule_sweep(timezone.now())
+
+    sweep.call(WebhookSettings.load().sweep_at.isoformat())
+
+    next_at = WebhookSettings.load().sweep_at
+    assert timedelta(0) < next_at - timezone.now() <= timedelta(seconds=1)

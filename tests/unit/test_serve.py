@@ -1,7 +1,7 @@
 """`manage.py serve` as a person runs it: one real process tree on a free port and a temp data dir.
 
-The tests share one server (starting it migrates a fresh database); the SIGTERM test stops it, so
-it comes last.
+The supervisor's rules are tested first on small stand-in processes. The server tests share one
+server (starting it migrates a fresh database); the SIGTERM test stops it, so it comes last.
 """
 
 import os
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from rivya_dashboard.console.supervise import STABLE_SECONDS, Child, Supervisor
 from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,57 @@ def is_alive(pid: int) -> bool:
 def get(url: str) -> tuple[int, str, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status, response.geturl(), response.read().decode()
+
+
+def test_a_crash_loop_backs_off_up_to_a_limit(caplog):
+    child = Child("flaky", [sys.executable, "-c", "raise SystemExit(3)"])
+    child.start()
+    delays = []
+    for _ in range(7):
+        child.process.wait()
+        crashed_pid = child.process.pid
+        crashed_at = child.started_at + 0.5
+        child.check(crashed_at)
+        delays.append(child.restart_at - crashed_at)
+        child.check(child.restart_at)
+    child.process.wait()
+
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    assert f"flaky (pid {crashed_pid}) exited with code 3; restarting in 30 s" in caplog.text
+
+
+def test_a_crash_after_a_long_run_restarts_after_the_first_delay():
+    child = Child("flaky", [sys.executable, "-c", "raise SystemExit(3)"], retry_seconds=30)
+    child.start()
+    child.process.wait()
+
+    exited_at = child.started_at + STABLE_SECONDS
+    child.check(exited_at)
+
+    assert child.restart_at - exited_at == 1
+
+
+def test_stop_kills_a_child_that_ignores_sigterm(tmp_path, caplog):
+    ready = tmp_path / "ready"
+    stubborn = Child(
+        "stubborn",
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)",
+            str(ready),
+        ],
+    )
+    stubborn.start()
+    while not ready.exists():
+        assert stubborn.is_running()
+        time.sleep(0.02)
+
+    Supervisor([stubborn], stop_timeout=0.3).stop()
+
+    assert stubborn.process.returncode == -signal.SIGKILL
+    assert "stubborn did not stop in time; killing it" in caplog.text
 
 
 class Served:
@@ -159,14 +211,8 @@ def test_it_refuses_a_port_that_is_taken(served):
     assert get(served.url("/healthz"))[0] == 200
 
 
-def test_it_runs_only_the_web_server_with_no_worker(served):
-    web_only = Served(free_port(), served.data_dir, "--no-worker")
-    try:
-        web_only.wait_healthy()
-        web_only.wait_for(r"Listening at: http://127\.0\.0\.1:\d+")
-        assert "worker started" not in web_only.output()
-    finally:
-        assert web_only.stop() == 0
+# What each child logs once it is ready again: gunicorn listening, the task worker polling.
+READY = {"web": r"Listening at: (http://\S+)", "worker": r"Starting worker (worker_id)="}
 
 
 @pytest.mark.parametrize("name", ["worker", "web"])
@@ -179,6 +225,7 @@ def test_it_restarts_a_crashed_child(served, name):
     served.wait_for(rf"{name} \(pid {pid}\) exited with code -9; restarting in \d+ s")
     (new_pid,) = served.wait_for(rf"{name} started \(pid (\d+)\)", count=before + 1)
     assert new_pid != pid
+    served.wait_for(READY[name], count=before + 1)
     served.wait_healthy(timeout=10)
 
 
@@ -197,11 +244,12 @@ def assert_port_free(port: int) -> None:
         probe.listen()
 
 
-def test_a_killed_serve_leaves_no_orphans_holding_the_port(served):
+def test_a_web_only_serve_killed_outright_leaves_no_orphans_holding_the_port(served):
     doomed = Served(free_port(), served.data_dir, "--no-worker")
     try:
         doomed.wait_healthy()
         doomed.wait_for(r"Booting worker with pid")
+        assert "worker started" not in doomed.output()
         pids = doomed.child_pids()
 
         doomed.process.kill()

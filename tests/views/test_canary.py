@@ -22,6 +22,7 @@ from django.urls.converters import IntConverter
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
+from tests.inprocess import keep_db_connections
 from tests.views.test_access_matrix import walk
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,9 @@ def body_of(response) -> str:
     if response.streaming:
         chunks = itertools.islice(response.streaming_content, STREAM_CHUNKS)
         data = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in chunks)
-        response.close()
+        # Closing fires request_finished, which must not close the test's database connection.
+        with keep_db_connections():
+            response.close()
     else:
         data = response.content
     return data.decode("utf-8", "replace")

@@ -171,7 +171,7 @@ USER_READ_ATTRIBUTES = (
 
 
 # Symbols that read the same in every language; code and key names are skipped as elements.
-NOT_PROSE = {"UTC", "ms", "CSV", "JSON", "API", "URL", "ID", "cURL", "SSE"}
+NOT_PROSE = {"UTC", "ms", "CSV", "JSON", "API", "URL", "ID", "cURL", "SSE", "HTTP", "HTTPS"}
 
 
 def untranslated(source: str) -> list[str]:

@@ -154,8 +154,20 @@ def test_the_limits_follow_the_settings(clients, settings):
     assert client.get("/").status_code == 302
 
 
+HTMX_FROM_AUDIT = {"HX-Request": "true", "HX-Current-URL": "http://testserver/accounts/audit/?a=1"}
+BACK_TO_AUDIT = reverse("login") + "?next=/accounts/audit/%3Fa%3D1"
+
+
 def test_an_htmx_request_after_expiry_reloads_the_whole_login_page(clients):
     client = clients[Role.ADMIN]
     age_session(client, seen_ago=31 * 60, started_ago=31 * 60)
-    response = client.get("/accounts/audit/", headers={"HX-Request": "true"})
-    assert response["HX-Redirect"].startswith(reverse("login"))
+    response = client.get("/accounts/audit/?action=key", headers=HTMX_FROM_AUDIT)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == BACK_TO_AUDIT
+
+
+def test_an_htmx_request_without_a_session_reloads_the_whole_login_page(members):
+    response = Client().get("/accounts/audit/?action=key", headers=HTMX_FROM_AUDIT)
+    assert response["HX-Redirect"] == BACK_TO_AUDIT
+    plain = Client().get("/accounts/audit/?action=key")
+    assert plain["Location"] == reverse("login") + "?next=/accounts/audit/%3Faction%3Dkey"

@@ -198,6 +198,9 @@ def test_deactivation_ends_the_members_sessions_at_once(owner_client, clients, m
     viewer.refresh_from_db()
     assert not viewer.is_active
     assert viewer_client.get("/")["Location"].startswith(reverse("login"))
+    # A page that polls with htmx is sent to the login page as a whole, not as a fragment.
+    poll = viewer_client.get("/", headers={"HX-Request": "true"})
+    assert poll["HX-Redirect"].startswith(reverse("login"))
     assert sign_in_fails(viewer)
     # Reactivation lets them sign in again but revives no old session.
     owner_client.post(url, {"active": "1"})

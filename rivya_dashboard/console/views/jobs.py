@@ -1,5 +1,6 @@
 """History, gallery, one job's page, its cached media, run again, delete, and side by side."""
 
+import json
 import uuid
 
 from django.contrib import messages
@@ -63,6 +64,9 @@ def job(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "job": generation,
         "curl": history.as_curl(generation),
+        "params_json": json.dumps(generation.params, indent=2, ensure_ascii=False)
+        if generation.params
+        else "",
         "can_delete": history.can_delete(request.user, generation),
         "was_running": request.GET.get("was") == "running",
         "rerun_nonce": generate_form.new_nonce(),

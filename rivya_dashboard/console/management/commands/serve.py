@@ -11,6 +11,7 @@ import sys
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.console.supervise import Child, Supervisor
 
@@ -24,11 +25,14 @@ BACKLOG = 2048
 def bind_listener(host: str, port: int) -> socket.socket:
     """Bind host:port or raise CommandError with a one-line reason."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
+        family, kind, proto, _canonical_name, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        raise CommandError(f"Cannot listen on {host!r}: {exc.strerror}. Check --host.") from None
+        raise CommandError(
+            _("Cannot listen on %(host)r: %(reason)s. Check --host.")
+            % {"host": host, "reason": exc.strerror}
+        ) from None
     listener = socket.socket(family, kind, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -37,10 +41,16 @@ def bind_listener(host: str, port: int) -> socket.socket:
         listener.close()
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(
-                f"Port {port} on {host} is already in use: stop the other server "
-                f"or choose another port with --port."
+                _(
+                    "Port %(port)s on %(host)s is already in use: stop the other server "
+                    "or choose another port with --port."
+                )
+                % {"port": port, "host": host}
             ) from None
-        raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+        raise CommandError(
+            _("Cannot listen on %(host)s:%(port)s: %(reason)s.")
+            % {"host": host, "port": port, "reason": exc.strerror}
+        ) from None
     return listener
 
 
@@ -95,14 +105,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if options["workers"] < 1 or options["threads"] < 1:
-            raise CommandError("--workers and --threads must be at least 1.")
+            raise CommandError(_("--workers and --threads must be at least 1."))
         listener = bind_listener(options["host"], options["port"])
         try:
             self.prepare(options["verbosity"])
             listener.listen(BACKLOG)
             self.supervise(listener, options)
         except KeyboardInterrupt:
-            raise CommandError("Interrupted before the server started.") from None
+            raise CommandError(_("Interrupted before the server started.")) from None
         finally:
             listener.close()
 
@@ -113,6 +123,8 @@ class Command(BaseCommand):
             children.append(Child("worker", worker_argv()))
         # Port 0 asks the system for a free port: show the one it gave.
         url = display_url(options["host"], listener.getsockname()[1])
-        self.stdout.write(f"Rivya Console is running at {url} (press Ctrl-C to stop)")
+        self.stdout.write(
+            _("Rivya Console is running at %(url)s (press Ctrl-C to stop)") % {"url": url}
+        )
         self.stdout.flush()
         Supervisor(children, stop_timeout=GRACEFUL_SECONDS + 5).run()

@@ -1,0 +1,5 @@
+from django.http import HttpRequest
+
+
+def failure_banner(request: HttpRequest) -> dict:
+    return {}
