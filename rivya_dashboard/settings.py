@@ -79,6 +79,7 @@ TEMPLATES = [
                 "rivya_dashboard.csp.csp_nonce",
                 "rivya_dashboard.accounts.navigation.navigation",
                 "rivya_dashboard.webhooks.alerts.failure_banner",
+                "rivya_dashboard.console.alerts.low_balance_banner",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },
@@ -173,6 +174,8 @@ RIVYA_POLL_SPEED = env_int("RIVYA_POLL_SPEED", 1, minimum=1)
 RIVYA_POLL_MAX_MINUTES = env_int("RIVYA_POLL_MAX_MINUTES", 120, minimum=1)
 RIVYA_MEDIA_MAX_MB = env_int("RIVYA_MEDIA_MAX_MB", 500, minimum=1)
 RIVYA_UPLOAD_MAX_MB = env_int("RIVYA_UPLOAD_MAX_MB", 100, minimum=1)
+# Credits (rivya_dashboard/console/credits.py): how often the worker reads every key's balance.
+RIVYA_BALANCE_REFRESH_MINUTES = env_int("RIVYA_BALANCE_REFRESH_MINUTES", 15, minimum=1)
 
 # Key vault: the keyring that encrypts stored API keys (rivya_dashboard/vault/crypto.py).
 # Empty means the console keeps its own keyring file in the data dir.

@@ -14,6 +14,7 @@ SECTIONS = [
     ("files", _("Files"), Role.VIEWER),
     ("chat", _("Chat"), Role.OPERATOR),
     ("credits", _("Credits"), Role.VIEWER),
+    ("usage", _("Usage"), Role.VIEWER),
     ("webhooks", _("Webhooks"), Role.ADMIN),
     ("inbox", _("Inbox"), Role.OPERATOR),
     ("keys", _("Keys"), Role.VIEWER),

@@ -46,7 +46,7 @@ class Frame:
 
 
 class LiveTurn:
-    """A reply being read in this process: its frames so far, the stop flag, the upstream response."""
+    """A reply read in this process: its frames so far, the stop flag, the upstream response."""
 
     def __init__(self, turn_id: int) -> None:
         self.turn_id = turn_id

@@ -46,8 +46,9 @@ def sessions_of(user: User) -> "list[ChatSession]":
     return list(ChatSession.objects.filter(created_by=user).select_related("api_key")[:100])
 
 
-def do_start_chat(user: User, key: ApiKey, model_id: str, message: str, options: dict,
-                  idempotency_key: str) -> ChatTurn:
+def do_start_chat(
+    user: User, key: ApiKey, model_id: str, message: str, options: dict, idempotency_key: str
+) -> ChatTurn:
     existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
     if existing is not None:
         return existing
@@ -62,8 +63,9 @@ def do_start_chat(user: User, key: ApiKey, model_id: str, message: str, options:
         raise
 
 
-def do_send_turn(user: User, session: ChatSession, message: str, options: dict,
-                 idempotency_key: str) -> ChatTurn:
+def do_send_turn(
+    user: User, session: ChatSession, message: str, options: dict, idempotency_key: str
+) -> ChatTurn:
     existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
     if existing is not None:
         return existing  # a double click or a retried POST sends the message once
@@ -103,7 +105,10 @@ def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
     session = turn.session
     if session.last_turn() != turn:
         raise TurnRefused(_("Only the last reply can be regenerated."))
-    options = {"enable_web_search": turn.enable_web_search, "reasoning_effort": turn.reasoning_effort}
+    options = {
+        "enable_web_search": turn.enable_web_search,
+        "reasoning_effort": turn.reasoning_effort,
+    }
     fresh = do_send_turn(user, session, turn.message, options, new_idempotency_key())
     ChatTurn.objects.filter(pk=turn.pk).update(superseded=True)
     return fresh

@@ -34,13 +34,19 @@ PAGE = "chat/chat.html"
 
 
 def own_session(request: HttpRequest, pk: int) -> ChatSession:
-    return get_object_or_404(ChatSession.objects.select_related("api_key"), pk=pk,
-                             created_by=request.user)
+    return get_object_or_404(
+        ChatSession.objects.select_related("api_key"), pk=pk, created_by=request.user
+    )
 
 
 def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
-    return get_object_or_404(ChatTurn.objects.select_related("session"), pk=pk,
-                             created_by=request.user)
+    return get_object_or_404(
+        ChatTurn.objects.select_related("session"), pk=pk, created_by=request.user
+    )
+
+
+def turn_form(model_id: str, data: dict | None = None) -> TurnForm:
+    return TurnForm(data, model=CatalogueModel.objects.filter(model_id=model_id).first())
 
 
 def new_chat_form(request: HttpRequest, data: dict | None = None) -> NewChatForm:
@@ -85,8 +91,7 @@ def chat(request: HttpRequest) -> HttpResponse:
 @require_GET
 def chat_session(request: HttpRequest, pk: int) -> HttpResponse:
     session = own_session(request, pk)
-    form = TurnForm(model=CatalogueModel.objects.filter(model_id=session.model).first())
-    return render(request, PAGE, page_context(request, session, form))
+    return render(request, PAGE, page_context(request, session, turn_form(session.model)))
 
 
 @role_required(Role.OPERATOR)
@@ -97,8 +102,14 @@ def chat_new(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            turn = do_start_chat(request.user, data["key"], data["model"], data["message"],
-                                 form.options(), data["idempotency_key"])
+            turn = do_start_chat(
+                request.user,
+                data["key"],
+                data["model"],
+                data["message"],
+                form.options(),
+                data["idempotency_key"],
+            )
         except TurnRefused as error:
             refused = error
         else:
@@ -113,13 +124,14 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
     session = own_session(request, pk)
-    form = TurnForm(request.POST, model=CatalogueModel.objects.filter(model_id=session.model).first())
+    form = turn_form(session.model, request.POST)
     refused = None
     if form.is_valid():
         data = form.cleaned_data
         try:
-            turn = do_send_turn(request.user, session, data["message"], form.options(),
-                                data["idempotency_key"])
+            turn = do_send_turn(
+                request.user, session, data["message"], form.options(), data["idempotency_key"]
+            )
         except TurnRefused as error:
             refused = error
         else:
@@ -127,11 +139,12 @@ def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
     return composer(request, page_context(request, session, form), refused)
 
 
-def turn_sent(request: HttpRequest, session: ChatSession, turn: ChatTurn,
-              replaced: ChatTurn | None = None) -> HttpResponse:
+def turn_sent(
+    request: HttpRequest, session: ChatSession, turn: ChatTurn, replaced: ChatTurn | None = None
+) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('chat-session', args=[session.pk])}#turn-{turn.pk}")
-    form = TurnForm(model=CatalogueModel.objects.filter(model_id=session.model).first())
+    form = turn_form(session.model)
     context = {"turn": turn, "session": session, "form": form, "replaced": replaced}
     return render(request, f"{PAGE}#sent", context)
 
@@ -158,7 +171,7 @@ def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 
 
 def resume_point(request: HttpRequest) -> int:
-    """EventSource sends Last-Event-ID when it reconnects; the page passes ?after= the first time."""
+    """EventSource sends Last-Event-ID when it reconnects; the page sends ?after= at first."""
     values = (request.headers.get("Last-Event-ID"), request.GET.get("after"))
     return max((int(value) for value in values if value and value.isdigit()), default=0)
 
@@ -202,7 +215,7 @@ def turn_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
         fresh = do_regenerate(request.user, turn)
     except TurnRefused as refused:
         if request.htmx:
-            form = TurnForm(model=CatalogueModel.objects.filter(model_id=turn.model).first())
+            form = turn_form(turn.model)
             return composer(request, page_context(request, turn.session, form), refused)
         messages.error(request, refused.message)
         return redirect("chat-session", turn.session_id)

@@ -1,15 +1,20 @@
-"""Uploads relayed to the Files API, streamed end to end.
+"""Uploads relayed to the Files API, streamed end to end, never held in memory.
 
-The browser's body goes to a temporary file (never memory) through CappedUploadHandler, which
-stops reading once the kind's limit is passed; the client then streams that file to the API in
-small reads. Django deletes the temporary file when the request ends, whatever the outcome.
+When the browser states the file's size (the Files page's script does), the body is relayed to
+the API while it arrives (do_relay, upload_relay.py). Otherwise it goes to a temporary file
+through CappedUploadHandler, which stops reading once the kind's limit is passed, and the client
+then streams that file on; Django deletes the temporary file when the request ends.
 """
 
 from datetime import datetime
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile as DjangoUpload
-from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.core.files.uploadhandler import (
+    FileUploadHandler,
+    StopUpload,
+    TemporaryFileUploadHandler,
+)
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
@@ -20,6 +25,7 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.generations import history_key_ids
 from rivya_dashboard.console.models import UploadedFile
 from rivya_dashboard.console.schema_form import MEDIA_KINDS, reference_rules
+from rivya_dashboard.console.upload_relay import BrokenRelay, RelayUploadHandler
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.grants import check_grant
 from rivya_dashboard.vault.models import Action, ApiKey
@@ -82,7 +88,7 @@ def prepare_upload(request: HttpRequest, limit: int) -> CappedUploadHandler:
     return handler
 
 
-def read_body(request: HttpRequest, handler: CappedUploadHandler) -> bool:
+def read_body(request: HttpRequest, handler: FileUploadHandler) -> bool:
     """Parse the body now, through the capped handler. False when the browser went away or the
     body is not valid multipart; the partial temporary file is removed then, not left to chance."""
     try:
@@ -127,6 +133,48 @@ def do_upload(
     ):
         upload.seek(0)
         remote = client.upload_file(upload, kind=kind, filename=upload.name, model=model_id)
+    return remember_upload(user, key, remote, kind=kind, model_id=model_id, fallback=upload)
+
+
+def do_relay(
+    request: HttpRequest,
+    key: ApiKey,
+    *,
+    kind: str,
+    size: int,
+    model: dict | None = None,
+) -> UploadedFile:
+    """Relay the body's "upload" file to the Files API while it arrives (see upload_relay).
+
+    Raises UploadTooLarge before reading, GrantRefused, RivyaError, or BrokenRelay."""
+    limit = kind_limit(kind, model)
+    if size > limit:
+        raise UploadTooLarge(limit)
+    check_grant(request.user, key, Action.UPLOAD)
+    client = key.client()
+    model_id = model["id"] if model else None
+    handler = RelayUploadHandler(
+        request, client=client, size=size, field="upload", kind=kind, model=model_id
+    )
+    request.upload_handlers = [handler]
+    with ledger.recording(
+        request.user, key, "files.create", action=Action.UPLOAD, client=client, model=model_id or ""
+    ):
+        if not read_body(request, handler):
+            raise BrokenRelay("the browser stopped sending")
+        remote = handler.result()
+    return remember_upload(request.user, key, remote, kind=kind, model_id=model_id)
+
+
+def remember_upload(
+    user: User,
+    key: ApiKey,
+    remote: dict,
+    *,
+    kind: str,
+    model_id: str | None,
+    fallback: DjangoUpload | None = None,
+) -> UploadedFile:
     return UploadedFile.objects.create(
         remote_id=str(remote.get("id") or "")[:100],
         key=key,
@@ -134,9 +182,11 @@ def do_upload(
         uploader=user,
         uploader_name=user.get_username(),
         kind=str(remote.get("kind") or kind)[:16],
-        name=str(remote.get("name") or upload.name)[:255],
-        mime_type=str(remote.get("mime_type") or upload.content_type or "")[:100],
-        size_bytes=int(remote.get("size_bytes") or upload.size),
+        name=str(remote.get("name") or (fallback.name if fallback else "upload"))[:255],
+        mime_type=str(remote.get("mime_type") or (fallback.content_type if fallback else "") or "")[
+            :100
+        ],
+        size_bytes=int(remote.get("size_bytes") or (fallback.size if fallback else 0)),
         model_id=model_id or "",
         url=str(remote.get("url") or ""),
         duration_seconds=remote.get("duration_seconds"),

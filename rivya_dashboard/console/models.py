@@ -1,6 +1,7 @@
 """The console's own copies of remote things: the model catalogue, generations, outputs, uploads."""
 
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
@@ -212,3 +213,48 @@ class UploadedFile(models.Model):
         if self.duration_token:
             item["durationToken"] = self.duration_token
         return item
+
+
+class BalanceReading(models.Model):
+    """One `GET /credits` answer (or its failure) for a key's account: the balance history."""
+
+    key = models.ForeignKey("vault.ApiKey", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    credits = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    request_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["key", "at"], name="balance_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} {self.at:%Y-%m-%d %H:%M} {self.credits}"
+
+    @property
+    def failed(self) -> bool:
+        return self.credits is None
+
+
+class BalanceAlert(models.Model):
+    """The low-balance threshold of one key's account, where to tell, and whether it is crossed."""
+
+    key = models.OneToOneField("vault.ApiKey", on_delete=models.CASCADE, related_name="+")
+    threshold = models.PositiveIntegerField(_("low-balance threshold"), null=True, blank=True)
+    alert_url = models.URLField(_("alert URL"), max_length=500, blank=True)
+    # Set when a reading first falls below the threshold, cleared when one rises above it: one
+    # banner, one POST and one audit row per crossing, not per reading.
+    below_since = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key_id} below {self.threshold}"
+
+    @property
+    def url_display(self) -> str:
+        """Scheme and host only: chat webhook URLs carry their secret in the path."""
+        if not self.alert_url:
+            return ""
+        parts = urlsplit(self.alert_url)
+        return f"{parts.scheme}://{parts.netloc}/…"

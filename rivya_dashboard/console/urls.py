@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rivya_dashboard.console.views import catalogue, files, generate, jobs
+from rivya_dashboard.console.views import catalogue, credits, files, generate, jobs, usage
 
 urlpatterns = [
     path("models/", catalogue.catalogue, name="models"),
@@ -24,6 +24,11 @@ urlpatterns = [
         jobs.output_media,
         name="generation-output",
     ),
+    path("credits/", credits.credits_page, name="credits"),
+    path("credits/<int:pk>/refresh/", credits.credits_refresh, name="credits-refresh"),
+    path("credits/<int:pk>/alert/", credits.credits_alert, name="credits-alert"),
+    path("usage/", usage.usage_page, name="usage"),
+    path("usage/export.csv", usage.usage_export, name="usage-export"),
     path("files/", files.files_page, name="files"),
     path("files/upload/", files.file_upload, name="file-upload"),
     path("files/<int:pk>/", files.file_detail, name="file-detail"),

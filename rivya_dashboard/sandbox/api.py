@@ -15,8 +15,9 @@ Declare an endpoint in a feature module and list that module in ENDPOINT_MODULES
         return serialize(endpoint)    # a dict becomes JSON with the declared success status
 
 The pipeline (dispatch) runs, in this order: kill-switch (503), Authorization (401), scope
-(403), injected faults, the rate limit (429), query parameters and the JSON body checked against
-the declared schemas (400/413), idempotency (§5.1, when `idempotent=True`), then the handler.
+(403), injected faults (latency, then an error status), the rate limit (429), query
+parameters and the JSON body checked against the declared schemas (400/413), idempotency
+(§5.1, when `idempotent=True`), then the handler.
 Every response carries X-Request-Id; every authenticated one carries X-RateLimit-*; every
 error is the §3.1 envelope with requestId equal to the X-Request-Id header. The same
 declarations feed openapi.json, so the document cannot drift from what is enforced.
@@ -253,11 +254,11 @@ def finish(call: Call, response: HttpResponse) -> None:
 def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpResponse:
     sandbox = SandboxSettings.load()
     call.faults = faults.parse_header(call.request.headers.get(choices.FAULT_HEADER, ""))
-    faults.apply_latency({**sandbox.faults, **call.faults})
     if sandbox.public_api_disabled:
         raise ApiError(503, "public_api_disabled", "The public API is temporarily switched off.")
     authenticate(operation, call)
     call.faults = faults.merged(sandbox, call.key, call.faults)
+    faults.apply_latency(call.faults)
     faults.raise_status_fault(call.faults)
     if call.key is not None:
         call.rate = ratelimit.hit(call.key, sandbox.rate_limit)

@@ -41,6 +41,7 @@ EXTENSIONS = {
     "audio/aac": ".aac",
     "audio/ogg": ".ogg",
 }
+DURATION_SALT = "sandbox-duration"
 # Multipart framing and the small text fields on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -187,7 +188,7 @@ def do_store(call: Call, fields: Any, upload: Any) -> UploadedFile:
     duration = media_duration(uploads_dir() / storage_name, mime) if kind != "image" else None
     token = ""
     if kind != "image":
-        token = signing.dumps({"file": file_id, "seconds": duration}, salt="sandbox-duration")
+        token = signing.dumps({"file": file_id, "seconds": duration}, salt=DURATION_SALT)
     now = timezone.now()
     return UploadedFile.objects.create(
         public_id=file_id,

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import django.dispatch
+from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +20,7 @@ from rivya_dashboard.sandbox import choices, credits
 from rivya_dashboard.sandbox.api import Call, component, endpoint, timestamp
 from rivya_dashboard.sandbox.catalogue import check_params, check_prompt, find_model
 from rivya_dashboard.sandbox.errors import not_found, validation_failed
+from rivya_dashboard.sandbox.files import DURATION_SALT
 from rivya_dashboard.sandbox.ids import public_id
 from rivya_dashboard.sandbox.models import Generation, SandboxSettings, UploadedFile
 
@@ -170,11 +172,21 @@ def check_references(row: dict, items: list | None, call: Call) -> None:
             raise validation_failed(f"{field}.kind: {row['id']} accepts {kinds}")
         upload = uploaded_file_for(item["url"], call)
         if item["kind"] in rules["duration_token_required_for"]:
-            token = item.get("durationToken")
-            if not token or (upload is not None and token != upload.duration_token):
-                raise validation_failed(
-                    f"{field}.durationToken: send the duration_token that POST /files returned"
-                )
+            check_duration_token(field, item.get("durationToken"), upload)
+
+
+def check_duration_token(field: str, token: str | None, upload: UploadedFile | None) -> None:
+    expected = upload.duration_token if upload is not None else None
+    try:
+        valid = bool(token) and (
+            token == expected if expected else signing.loads(token, salt=DURATION_SALT)
+        )
+    except signing.BadSignature:
+        valid = False
+    if not valid:
+        raise validation_failed(
+            f"{field}.durationToken: send the duration_token that POST /files returned"
+        )
 
 
 def uploaded_file_for(url: str, call: Call) -> UploadedFile | None:

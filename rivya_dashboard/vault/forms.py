@@ -86,11 +86,28 @@ class StatusForm(forms.Form):
     status = forms.ChoiceField(choices=[("active", "active"), ("disabled", "disabled")])
 
 
+CAP_TOO_LOW = _("A cap is at least 1 credit; leave it empty for none.")
+
+
 class GrantForm(forms.ModelForm):
     actions = forms.MultipleChoiceField(
         label=_("Allowed actions"),
         choices=Action.choices,
         widget=forms.CheckboxSelectMultiple,
+    )
+    daily_cap = forms.IntegerField(
+        label=_("Credit cap per day"),
+        required=False,
+        min_value=1,
+        help_text=_("Leave empty for no daily cap."),
+        error_messages={"min_value": CAP_TOO_LOW},
+    )
+    monthly_cap = forms.IntegerField(
+        label=_("Credit cap per month"),
+        required=False,
+        min_value=1,
+        help_text=_("Leave empty for no monthly cap."),
+        error_messages={"min_value": CAP_TOO_LOW},
     )
     expires_at = forms.DateTimeField(
         label=_("Expires (UTC)"),
@@ -101,15 +118,7 @@ class GrantForm(forms.ModelForm):
     class Meta:
         model = KeyGrant
         fields = ["member", "actions", "daily_cap", "monthly_cap", "expires_at"]
-        labels = {
-            "member": _("Member"),
-            "daily_cap": _("Credit cap per day"),
-            "monthly_cap": _("Credit cap per month"),
-        }
-        help_texts = {
-            "daily_cap": _("Leave empty for no daily cap."),
-            "monthly_cap": _("Leave empty for no monthly cap."),
-        }
+        labels = {"member": _("Member")}
 
     def __init__(self, *args, key: ApiKey, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -124,8 +133,6 @@ class GrantForm(forms.ModelForm):
                 .exclude(pk__in=taken)
                 .order_by("username")
             )
-        for name in ("daily_cap", "monthly_cap"):
-            self.fields[name].widget.attrs["min"] = 1
 
     def clean_member(self) -> User:
         member = self.cleaned_data["member"]
@@ -143,18 +150,6 @@ class GrantForm(forms.ModelForm):
                 % {"actions": labels}
             )
         return [a for a in Action.values if a in actions]
-
-    def clean_cap(self, name: str) -> int | None:
-        value = self.cleaned_data.get(name)
-        if value is not None and value < 1:
-            raise forms.ValidationError(_("A cap is at least 1 credit; leave it empty for none."))
-        return value
-
-    def clean_daily_cap(self) -> int | None:
-        return self.clean_cap("daily_cap")
-
-    def clean_monthly_cap(self) -> int | None:
-        return self.clean_cap("monthly_cap")
 
     def clean_expires_at(self) -> datetime | None:
         expires = self.cleaned_data.get("expires_at")

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
@@ -89,6 +88,8 @@ def resolve_base_url(environment: str, custom_url: str, request: HttpRequest | N
     if environment == Environment.SANDBOX:
         if not settings.RIVYA_SANDBOX:
             raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
+        if request is None and not settings.RIVYA_PUBLIC_URL:
+            raise KeyRejected(_("Set RIVYA_PUBLIC_URL so the console knows its own address."))
         return transport.sandbox_base_url(request, settings.RIVYA_PUBLIC_URL)
     if environment == Environment.CUSTOM:
         try:
@@ -116,11 +117,8 @@ def probe_scope(client: RivyaClient, scope: str) -> tuple[str, RivyaError | None
     return "ok", None
 
 
-def probe_key(
-    key: ApiKey, raw: str, actor: User | None, *, session: requests.Session | None = None
-) -> ProbeResult:
-    """Test raw against the API as key (saved or not). Every call is a ledger row."""
-    client = transport.build_client(key, raw, session=session)
+def probe_key(key: ApiKey, client: RivyaClient, actor: User | None) -> ProbeResult:
+    """Test the key (saved or not) through its client. Every call is a ledger row."""
     result = ProbeResult()
     for scope in SCOPE_PROBES:
         try:
@@ -151,7 +149,6 @@ def do_add_key(
     raw: str,
     base_url: str = "",
     request: HttpRequest | None = None,
-    session: requests.Session | None = None,
 ) -> ApiKey:
     raw = check_key_format(raw)
     key = ApiKey(
@@ -160,7 +157,18 @@ def do_add_key(
         base_url=resolve_base_url(environment, base_url, request),
         added_by=actor,
     )
-    probe = probe_key(key, raw, actor, session=session)
+    try:
+        probe = probe_key(key, transport.build_client(key, raw), actor)
+    except KeyRejected as exc:
+        record(
+            actor,
+            "key.add_refused",
+            label,
+            request=request,
+            environment=environment,
+            request_id=exc.request_id or "",
+        )
+        raise
     with transaction.atomic():
         key.scopes, key.tested_at = probe.scopes, timezone.now()
         key.save()
@@ -184,11 +192,11 @@ def do_test_key(
     key: ApiKey,
     *,
     request: HttpRequest | None = None,
-    session: requests.Session | None = None,
 ) -> ProbeResult:
     """Re-test a stored key and refresh its scopes; DecryptionError if it cannot be read."""
+    client = key.client()
     try:
-        probe = probe_key(key, key.reveal(), actor, session=session)
+        probe = probe_key(key, client, actor)
     except KeyRejected as exc:
         record(
             actor,
@@ -218,11 +226,10 @@ def do_replace_key(
     raw: str,
     *,
     request: HttpRequest | None = None,
-    session: requests.Session | None = None,
 ) -> ProbeResult:
     """Store a new value for the key (after a rotation at Rivya); grants and ledger stay."""
     raw = check_key_format(raw)
-    probe = probe_key(key, raw, actor, session=session)
+    probe = probe_key(key, transport.build_client(key, raw), actor)
     with transaction.atomic():
         key.store_secret(raw)
         key.scopes, key.tested_at, key.replaced_at = probe.scopes, timezone.now(), timezone.now()
@@ -257,9 +264,7 @@ def sandbox_label() -> str:
     return label
 
 
-def do_add_sandbox_key(
-    actor: User, *, request: HttpRequest | None, session: requests.Session | None = None
-) -> ApiKey:
+def do_add_sandbox_key(actor: User, *, request: HttpRequest | None) -> ApiKey:
     """Mint a key through the sandbox's own command (the vault imports no sandbox code)."""
     if not settings.RIVYA_SANDBOX:
         raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
@@ -272,5 +277,4 @@ def do_add_sandbox_key(
         environment=Environment.SANDBOX,
         raw=raw,
         request=request,
-        session=session,
     )

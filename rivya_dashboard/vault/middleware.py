@@ -1,6 +1,7 @@
 """Turn an unreadable stored key into that key's error page instead of a console-wide 500."""
 
 import logging
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -12,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 class KeyUnusableMiddleware:
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:

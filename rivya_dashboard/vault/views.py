@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rivya_dashboard.accounts.models import Role
@@ -38,6 +39,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@sensitive_post_parameters("secret")
 @require_http_methods(["GET", "POST"])
 def key_add(request: HttpRequest) -> HttpResponse:
     form = KeyAddForm(request.POST or None)
@@ -105,6 +107,7 @@ def key_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@sensitive_post_parameters("secret")
 @require_http_methods(["GET", "POST"])
 def key_replace(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk)

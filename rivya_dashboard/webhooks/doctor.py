@@ -6,6 +6,7 @@ edited after signing, a body re-serialized, re-encoded or given a trailing newli
 copy of the same event is known, it names the first byte where the bodies differ.
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -162,10 +163,11 @@ def check_headers(result: Diagnosis, lowered: dict[str, str]) -> tuple[str, str,
 
 def parse_signatures(value: str) -> tuple[list[str], str]:
     found = []
-    for token in SEPARATORS.split(value.strip()):
-        version, equals, digest = token.partition("=")
+    for entry in SEPARATORS.split(value.strip()):
+        version, equals, digest = entry.partition("=")
         if not equals:
-            if token.startswith("v1,") or token == "v1":
+            # Splitting on commas turns "v1,<base64>" into a bare "v1" entry.
+            if entry == signing.SIGNATURE_VERSION:
                 return [], _(
                     "It looks like a Standard Webhooks signature (v1,<base64>); Rivya signs "
                     "with v1=<hex>."
@@ -215,7 +217,7 @@ def check_secrets(result: Diagnosis, candidates: list[Candidate]) -> list[Candid
 
 
 def check_age(result: Diagnosis, timestamp: str, now: float, tolerance: int) -> str:
-    """"ok", "old", "future" or "malformed"."""
+    """ "ok", "old", "future" or "malformed"."""
     title = _("Timestamp within %(seconds)s s") % {"seconds": tolerance}
     if not TIMESTAMP.fullmatch(timestamp):
         result.add(title, False, _("The timestamp is not whole unix seconds."))
@@ -373,10 +375,8 @@ def body_variants(body: bytes) -> list[tuple[str, bytes]]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return variants
-    try:
+    with contextlib.suppress(UnicodeEncodeError):
         variants.append(("encoding_changed", text.encode("latin-1")))
-    except UnicodeEncodeError:
-        pass
     try:
         parsed = json.loads(text)
     except ValueError:

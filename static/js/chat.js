@@ -146,6 +146,7 @@
       wrap.appendChild(button);
       wrap.appendChild(pre);
     });
+    if (root.matches && root.matches("[data-stream-url]")) listen(root);
     root.querySelectorAll("[data-stream-url]").forEach(listen);
   }
 

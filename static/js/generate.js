@@ -17,16 +17,19 @@
     if (event.target.matches("textarea[data-prompt]")) updateCounter(event.target);
   });
 
-  // The Files form tells the server the kind and model in the URL, so the size limit is known
-  // before the body is read.
+  // The Files form tells the server the key, kind and model in the URL, so the size limit and
+  // the grant are checked before the body is read.
   document.addEventListener("htmx:configRequest", function (event) {
     var form = event.detail.elt.closest("[data-upload-form]");
     if (!form) return;
     var query = new URLSearchParams();
-    ["kind", "model"].forEach(function (name) {
+    ["key", "kind", "model"].forEach(function (name) {
       var field = form.querySelector("[name=" + name + "]");
       if (field && field.value) query.set(name, field.value);
     });
+    // With the exact size known up front, the console relays the bytes while they arrive.
+    var file = form.querySelector("input[type=file]");
+    if (file && file.files.length) query.set("size", String(file.files[0].size));
     event.detail.path += (event.detail.path.indexOf("?") < 0 ? "?" : "&") + query.toString();
   });
 

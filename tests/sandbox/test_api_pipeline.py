@@ -218,5 +218,10 @@ def test_faults_can_be_set_globally_and_per_key(api, raw_key):
     faults.set_global_faults({"status": "503"})
     assert api.get("/credits").status_code == 503
     assert other.get("/models").status_code == 503
+    faults.set_global_faults({})
+    faults.set_key_faults(find_key(raw_key), {"latency": 120})
+    started = time.monotonic()
+    assert api.get("/credits").status_code == 200
+    assert time.monotonic() - started >= 0.12
     with pytest.raises(ValueError, match="Unknown fault"):
         faults.set_global_faults({"boom": True})

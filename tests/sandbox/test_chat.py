@@ -226,6 +226,9 @@ def test_errors_before_the_stream_starts_are_json(api):
     assert error_code(response) == "chat_model_not_supported"
 
 
+# Transactional: closing a response fires request_finished, which (as under a real server) may
+# close the database connection; the test then reads committed rows on a fresh one.
+@pytest.mark.django_db(transaction=True)
 def test_a_client_that_disconnects_stops_the_generator(api):
     response = api.post("/chat/completions/stream", TURN)
     chunks = iter(response.streaming_content)

@@ -259,3 +259,13 @@ def test_operators_cannot_change_the_sandbox(clients, key):
 
     assert response.status_code == 403
     assert Account.objects.get(pk=key.account.pk).credits == key.account.credits
+
+
+def test_the_fault_form_shows_the_global_faults_in_force(admin_client, db):
+    SandboxSettings.load()
+    SandboxSettings.objects.update(faults={"status": 503, "latency": 250})
+
+    page = admin_client.get(reverse(PAGE)).content.decode()
+
+    assert '<option value="503" selected>' in page
+    assert 'name="latency" value="250"' in page

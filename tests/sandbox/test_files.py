@@ -78,6 +78,17 @@ def test_a_duration_token_lets_a_generation_use_the_upload(api):
     assert api.post("/generations", body).status_code == 202
 
 
+def test_a_public_video_url_needs_a_token_the_sandbox_signed(api):
+    video = upload(api, "clip.mp4", mp4_bytes(), kind="video").json()
+    item = {"url": "https://cdn.example/clip.mp4", "kind": "video", "durationToken": "forged"}
+    body = {"model": "wan-2-6", "prompt": "x", "params": {"referenceMediaItems": [item]}}
+    response = api.post("/generations", body)
+    assert response.status_code == 400
+    assert "durationToken" in response.json()["error"]["message"]
+    item["durationToken"] = video["duration_token"]
+    assert api.post("/generations", body).status_code == 202
+
+
 @pytest.mark.parametrize(
     ("head", "mime"),
     [

@@ -104,7 +104,8 @@ def test_a_finished_stream_replays_as_a_stream(api, sandbox_settings):
     assert ChatMessage.objects.count() == 2
 
 
-def test_a_stopped_stream_frees_its_key(api, sandbox_settings):
+@pytest.mark.django_db(transaction=True)  # see test_chat's disconnect test
+def test_a_stopped_stream_frees_its_key(api):
     body = {"model": "gpt-5-2-chat", "message": "hi"}
     response = api.post("/chat/completions/stream", body, headers=KEY)
     next(iter(response.streaming_content))

@@ -239,3 +239,34 @@ def test_a_reference_of_another_kind_is_refused_by_the_form(operator, vault_key)
     )
     assert response.status_code == 400
     assert not Generation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_announced_size_relays_the_body_while_it_arrives(operator, vault_key, temp_dir):
+    content = png_bytes() + b"\x00" * 600_000
+    query = f"kind=image&key={vault_key.pk}&size={len(content)}"
+    response = upload(operator, vault_key, content, query=query)
+    stored = UploadedFile.objects.get()
+    assert response.status_code == 302
+    assert stored.size_bytes == len(content) and stored.mime_type == "image/png"
+    assert LedgerEntry.objects.filter(operation="files.create", http_status=200).exists()
+    assert list(temp_dir.iterdir()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_that_differs_from_its_announced_size_is_dropped(operator, vault_key):
+    content = png_bytes() + b"\x00" * 1000
+    for announced in (len(content) + 10, len(content) - 10):
+        query = f"kind=image&key={vault_key.pk}&size={announced}"
+        response = upload(operator, vault_key, content, query=query)
+        assert response.status_code == 400
+        assert "cut short" in response.content.decode()
+    assert not UploadedFile.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_announced_size_over_the_limit_is_refused_before_reading(operator, vault_key):
+    query = f"kind=image&key={vault_key.pk}&size={11 * 1024 * 1024}"
+    response = upload(operator, vault_key, png_bytes(), query=query)
+    assert response.status_code == 413
+    assert not LedgerEntry.objects.filter(operation="files.create").exists()

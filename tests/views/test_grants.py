@@ -142,7 +142,8 @@ def test_an_admin_grants_a_key(clients, members, vault_key):
     ("fields", "message"),
     [
         ({"daily_cap": 0}, "at least 1 credit"),
-        ({"monthly_cap": -5}, "greater than or equal to 0"),
+        ({"monthly_cap": -5}, "at least 1 credit"),
+        ({"daily_cap": "ten"}, "Enter a whole number"),
         ({"actions": []}, "This field is required"),
         ({"actions": ["launch_rockets"]}, "Select a valid choice"),
         ({"expires_at": "2001-01-01T00:00"}, "in the future"),

@@ -75,6 +75,8 @@ def test_a_key_the_api_rejects_shows_its_message_and_request_id(owner_client, ap
     assert raw not in body
     failed = LedgerEntry.objects.get()
     assert failed.http_status == 401 and failed.key is None and failed.key_label == "Main"
+    refused = AuditEvent.objects.get(action="key.add_refused")
+    assert refused.detail["request_id"] == failed.request_id and raw not in str(refused.detail)
 
 
 def test_a_custom_url_failing_the_forgery_checks_is_refused(owner_client, api_in_process):

@@ -1,6 +1,7 @@
 """The Files page: uploads streamed through to the Files API, the list, and one file's page."""
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,6 +15,7 @@ from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import files
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.console.schema_form import MEDIA_KINDS
+from rivya_dashboard.console.upload_relay import BrokenRelay, csrf_checked_before_body
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused, usable_keys
 from rivya_dashboard.vault.models import Action
@@ -76,6 +78,9 @@ def file_upload(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     model = CatalogueModel.objects.filter(model_id=request.GET.get("model", "")).first()
     model_data = model.data if model else None
+    size = request.GET.get("size", "")
+    if size.isdigit() and request.GET.get("key"):
+        return _relay(request, kind, int(size), model_data)
     limit = files.kind_limit(kind, model_data) if kind in MEDIA_KINDS else files.largest_limit()
     try:
         handler = files.prepare_upload(request, limit)
@@ -84,6 +89,27 @@ def file_upload(request: HttpRequest) -> HttpResponse:
     if not files.read_body(request, handler):
         return HttpResponse(_("The upload was cut short; choose the file again."), status=400)
     return _relay_upload(request, handler)
+
+
+def _relay(request: HttpRequest, kind: str, size: int, model: dict | None) -> HttpResponse:
+    """The browser announced the file's size: relay the body to the API while it arrives."""
+    form = UploadForm(request.user)
+    key = form.keys.get(request.GET["key"])
+    if key is None or kind not in MEDIA_KINDS:
+        return _page(request, form, 400, _("Pick a key and a kind, then choose the file again."))
+    if not csrf_checked_before_body(request):
+        raise PermissionDenied
+    try:
+        uploaded = files.do_relay(request, key, kind=kind, size=size, model=model)
+    except files.UploadTooLarge as exc:
+        return _page(request, form, status=413, error=str(exc))
+    except (GrantRefused, RivyaError) as exc:
+        return _page(request, form, status=400, error=str(exc))
+    except BrokenRelay:
+        return _page(request, form, 400, _("The upload was cut short; choose the file again."))
+    if request.htmx:
+        return _page(request, form)
+    return redirect("file-detail", pk=uploaded.pk)
 
 
 @csrf_protect

@@ -1,0 +1,353 @@
+"""What the chat relay adds to a streamed reply, and 50 streams at once through `serve`.
+
+Starts two servers with `manage.py serve --no-worker` on free ports and one temporary data dir:
+the console, and the sandbox as its upstream (a separate server, as rivya.ai would be, so an
+upstream stream never competes with the console for the same threads). Then:
+
+1. For 1, 3 and 5 concurrent streams, `--rounds` times each, alternately: the same turn read
+   straight from the sandbox (POST /chat/completions/stream), and through the console as a browser
+   does it (POST the turn, GET its event stream). Added time to first token = console − direct,
+   at the median and p95; added total stream time likewise. Targets: ≤ 10 ms p50, ≤ 25 ms p95,
+   ≤ 30 ms total (p50).
+2. Waves of 50 new chats at once for `--seconds` (at least one wave), with slower tokens so the
+   streams overlap, while another thread keeps opening the chat page. Targets: first byte of the
+   event stream p95 < 1 s, no stream stalls (a gap > 3 s between events) and every stream ends
+   with its final event, the page p95 < 1 s.
+
+    python bench/sse_relay.py [--rounds 10] [--seconds 10] [--workers 2] [--threads 32]
+"""
+
+import argparse
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rivya_dashboard.rivya.sse import SSEParser  # noqa: E402
+
+MODEL = "gpt-5-2-chat"
+LEVELS = (1, 3, 5)
+LOAD_STREAMS = 50
+TARGET_ADDED_TTFT_P50 = 10.0
+TARGET_ADDED_TTFT_P95 = 25.0
+TARGET_ADDED_TOTAL = 30.0
+TARGET_FIRST_BYTE_P95 = 1000.0
+TARGET_PAGE_P95 = 1000.0
+STALL_SECONDS = 3.0
+LOAD_TOKEN_DELAY_MS = 60
+TIMEOUT = (3.05, 60.0)
+
+SETUP = """
+import json
+from io import StringIO
+from django.core.management import call_command
+from django.test import Client
+from rivya_dashboard.accounts.models import User
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.rivya.client import RivyaClient
+from rivya_dashboard.vault.models import ApiKey
+out = StringIO()
+call_command("sandbox_key", "--credits", "100000000", stdout=out)
+raw = out.getvalue().strip().splitlines()[-1]
+owner = User.objects.create_user("bench", "bench@example.test", "bench-password-1", role="owner")
+key = ApiKey.objects.create(label="Bench", environment="sandbox", base_url="{upstream}")
+key.store_secret(raw)
+key.save(update_fields=["secret", "last4"])
+do_store_catalogue(RivyaClient("{upstream}", raw).list_models())
+client = Client()
+client.force_login(owner)
+print(json.dumps({{"raw": raw, "key": key.pk, "cookie": client.cookies["sessionid"].value}}))
+"""
+
+TOKEN_DELAY = """
+from rivya_dashboard.sandbox.models import SandboxSettings
+SandboxSettings.objects.filter(pk=SandboxSettings.load().pk).update(token_delay_ms={ms})
+"""
+
+
+@dataclass
+class Reading:
+    ttft: float
+    total: float
+    first_byte: float = 0.0
+    max_gap: float = 0.0
+    finished: bool = True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str, env: dict) -> str:
+    command = [sys.executable, str(ROOT / "manage.py"), *args]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def wait_healthy(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"the server at {url} did not start")
+        time.sleep(0.2)
+
+
+@contextmanager
+def servers(workers: int, threads: int) -> Iterator[tuple[str, str, dict]]:
+    """(console URL, sandbox API base URL, env) with both servers running."""
+    with tempfile.TemporaryDirectory(prefix="rivya-sse-bench-") as data_dir:
+        env = {
+            **os.environ,
+            "RIVYA_DATA_DIR": data_dir,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "RIVYA_SANDBOX_RATE_LIMIT": "100000000",
+            "RIVYA_LOG_LEVEL": "WARNING",
+        }
+        started = []
+        try:
+            urls = []
+            for _ in range(2):
+                port = free_port()
+                command = [sys.executable, str(ROOT / "manage.py"), "serve", "--no-worker"]
+                command += [f"--port={port}", f"--workers={workers}", f"--threads={threads}"]
+                process = subprocess.Popen(
+                    command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                started.append(process)
+                urls.append(f"http://127.0.0.1:{port}")
+                wait_healthy(urls[-1], process)
+            yield urls[0], f"{urls[1]}/sandbox/api/v1", env
+        finally:
+            for process in started:
+                process.terminate()
+            for process in started:
+                process.wait(timeout=30)
+
+
+def events(response: requests.Response, started: float) -> Iterator[tuple[float, str]]:
+    """(ms since started, event name) as they arrive; '' marks the first bytes."""
+    parser = SSEParser()
+    first = True
+    while chunk := response.raw.read1(65536):
+        now = (time.perf_counter() - started) * 1000
+        if first:
+            first = False
+            yield now, ""
+        for event in parser.feed(chunk):
+            yield now, event.event
+
+
+def read(response: requests.Response, started: float, final: set[str]) -> Reading:
+    ttft = first_byte = previous = 0.0
+    max_gap = 0.0
+    finished = False
+    for at, name in events(response, started):
+        if name == "":
+            first_byte = previous = at
+            continue
+        max_gap = max(max_gap, at - previous)
+        previous = at
+        if name == "delta" and not ttft:
+            ttft = at
+        if name in final:
+            finished = name == "done"
+            break
+    response.close()
+    return Reading(ttft, previous, first_byte, max_gap, finished)
+
+
+def direct(http: requests.Session, api: str, raw: str) -> Reading:
+    started = time.perf_counter()
+    response = http.post(
+        api + "/chat/completions/stream",
+        json={"model": MODEL, "message": "Write a concise launch plan"},
+        headers={"Authorization": f"Bearer {raw}", "Idempotency-Key": str(uuid.uuid4())},
+        stream=True,
+        timeout=TIMEOUT,
+    )
+    response.raise_for_status()
+    return read(response, started, {"done", "error"})
+
+
+class Browser:
+    """A signed-in member's HTTP session doing what chat.js does."""
+
+    def __init__(self, url: str, cookie: str, key: int) -> None:
+        self.url = url
+        self.key = key
+        self.http = requests.Session()
+        self.http.cookies.set("sessionid", cookie)
+        self.http.get(url + "/chat/", timeout=TIMEOUT).raise_for_status()
+        self.csrf = self.http.cookies["csrftoken"]
+
+    def post(self, path: str, data: dict, htmx: bool) -> requests.Response:
+        headers = {"X-CSRFToken": self.csrf, **({"HX-Request": "true"} if htmx else {})}
+        return self.http.post(self.url + path, data=data, headers=headers, timeout=TIMEOUT)
+
+    def stream(self, html: str, started: float) -> Reading:
+        path = re.search(r'data-stream-url="([^"]+)"', html).group(1)
+        after = re.search(r'data-after="(\d+)"', html).group(1)
+        stream_started = time.perf_counter()
+        response = self.http.get(
+            f"{self.url}{path}?after={after}", stream=True, timeout=TIMEOUT
+        )
+        reading = read(response, started, {"done", "error", "stopped"})
+        reading.first_byte -= (stream_started - started) * 1000
+        return reading
+
+    def new_chat(self) -> tuple[int, Reading]:
+        started = time.perf_counter()
+        data = {"key": self.key, "model": MODEL, "message": "Write a concise launch plan"}
+        response = self.post("/chat/new", {**data, "idempotency_key": uuid.uuid4().hex}, True)
+        page = self.http.get(self.url + response.headers["HX-Redirect"], timeout=TIMEOUT)
+        chat = int(re.search(r"/chat/(\d+)/", response.headers["HX-Redirect"]).group(1))
+        return chat, self.stream(page.text, started)
+
+    def turn(self, chat: int) -> Reading:
+        started = time.perf_counter()
+        data = {"message": "Write a concise launch plan", "idempotency_key": uuid.uuid4().hex}
+        response = self.post(f"/chat/{chat}/send", data, True)
+        return self.stream(response.text, started)
+
+
+def at_once(count: int, work: Callable[[int], object]) -> list:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(work, range(count)))
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
+
+
+def added_latency(console: str, api: str, setup: dict, rounds: int) -> bool:
+    browsers = [Browser(console, setup["cookie"], setup["key"]) for _ in range(max(LEVELS))]
+    chats = at_once(max(LEVELS), lambda slot: browsers[slot].new_chat()[0])
+    upstream = [requests.Session() for _ in range(max(LEVELS))]
+    for slot in range(max(LEVELS)):  # warm both paths: pooled connections, imports, caches
+        direct(upstream[slot], api, setup["raw"])
+        browsers[slot].turn(chats[slot])
+    ok = True
+    for level in LEVELS:
+        straight: list[Reading] = []
+        relayed: list[Reading] = []
+        for _ in range(rounds):
+            straight += at_once(level, lambda slot: direct(upstream[slot], api, setup["raw"]))
+            relayed += at_once(level, lambda slot: browsers[slot].turn(chats[slot]))
+        ok &= report_level(level, straight, relayed)
+    return ok
+
+
+def report_level(level: int, straight: list[Reading], relayed: list[Reading]) -> bool:
+    figures = {}
+    for name, pick in (("ttft", lambda r: r.ttft), ("total", lambda r: r.total)):
+        direct_values = [pick(r) for r in straight]
+        console_values = [pick(r) for r in relayed]
+        figures[name] = (
+            statistics.median(console_values) - statistics.median(direct_values),
+            p95(console_values) - p95(direct_values),
+        )
+        print(
+            f"{level} stream(s) {name:5}: direct p50 {statistics.median(direct_values):7.1f} ms"
+            f" p95 {p95(direct_values):7.1f} | console p50 {statistics.median(console_values):7.1f}"
+            f" p95 {p95(console_values):7.1f} | added p50 {figures[name][0]:+6.1f}"
+            f" p95 {figures[name][1]:+6.1f} ms"
+        )
+    return (
+        figures["ttft"][0] <= TARGET_ADDED_TTFT_P50
+        and figures["ttft"][1] <= TARGET_ADDED_TTFT_P95
+        and figures["total"][0] <= TARGET_ADDED_TOTAL
+        and all(r.finished for r in relayed)
+    )
+
+
+def load(console: str, setup: dict, seconds: float) -> bool:
+    browsers = [Browser(console, setup["cookie"], setup["key"]) for _ in range(LOAD_STREAMS)]
+    pages: list[float] = []
+    stop = threading.Event()
+
+    def keep_opening_pages() -> None:
+        http = browsers[0].http
+        while not stop.is_set():
+            started = time.perf_counter()
+            http.get(console + "/chat/", timeout=TIMEOUT).raise_for_status()
+            pages.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=keep_opening_pages)
+    watcher.start()
+    readings: list[Reading] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            readings += at_once(LOAD_STREAMS, lambda slot: browsers[slot].new_chat()[1])
+            if time.monotonic() >= deadline:
+                break
+    finally:
+        stop.set()
+        watcher.join()
+    first_bytes = [r.first_byte for r in readings]
+    stalls = sum(r.max_gap > STALL_SECONDS * 1000 for r in readings)
+    unfinished = sum(not r.finished for r in readings)
+    print(
+        f"{LOAD_STREAMS} at once x {len(readings) // LOAD_STREAMS} wave(s): stream first byte "
+        f"p50 {statistics.median(first_bytes):.0f} ms p95 {p95(first_bytes):.0f} ms; time to "
+        f"first token p95 {p95([r.ttft for r in readings]):.0f} ms; longest gap "
+        f"{max(r.max_gap for r in readings):.0f} ms; stalls {stalls}; unfinished {unfinished}; "
+        f"chat page p95 {p95(pages):.0f} ms over {len(pages)} loads"
+    )
+    return (
+        p95(first_bytes) < TARGET_FIRST_BYTE_P95
+        and stalls == 0
+        and unfinished == 0
+        and p95(pages) < TARGET_PAGE_P95
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=32)
+    args = parser.parse_args()
+    with servers(args.workers, args.threads) as (console, api, env):
+        setup = json.loads(manage("shell", "-c", SETUP.format(upstream=api), env=env))
+        latency_ok = added_latency(console, api, setup, args.rounds)
+        manage("shell", "-c", TOKEN_DELAY.format(ms=LOAD_TOKEN_DELAY_MS), env=env)
+        load_ok = load(console, setup, args.seconds)
+    verdict = "PASS" if latency_ok and load_ok else "FAIL"
+    print(
+        f"{verdict}: relay added ttft within {TARGET_ADDED_TTFT_P50:g}/{TARGET_ADDED_TTFT_P95:g} ms"
+        f" p50/p95 and total within {TARGET_ADDED_TOTAL:g} ms: {latency_ok}; "
+        f"{LOAD_STREAMS} streams first byte p95 < {TARGET_FIRST_BYTE_P95:g} ms, no stalls, "
+        f"pages answer: {load_ok}"
+    )
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

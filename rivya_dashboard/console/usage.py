@@ -1,0 +1,318 @@
+"""Spend and calls from the ledger, by day or hour, member, key, model, operation and status.
+
+Everything is aggregated in SQL over the ledger's `at` index; a call's credits are its final
+charge, or its reservation while it is in flight, exactly as the caps count them.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django import forms
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from rivya_dashboard.console import charts
+from rivya_dashboard.console.models import Generation, Status
+from rivya_dashboard.vault.models import LedgerEntry
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+# Ranges this short are charted by hour; a day's bar would hide the shape of a busy afternoon.
+HOURLY_UP_TO_DAYS = 2
+DRILL_ROWS = 100
+
+SPENT = Coalesce(
+    "credits_final", "credits_reserved", output_field=DecimalField(max_digits=20, decimal_places=4)
+)
+OUTCOME = Case(
+    When(http_status__gte=200, http_status__lt=300, then=Value("ok")),
+    When(http_status__isnull=True, then=Value("in_flight")),
+    default=Value("failed"),
+    output_field=CharField(),
+)
+OUTCOMES = {
+    "ok": gettext_lazy("Succeeded"),
+    "failed": gettext_lazy("Failed"),
+    "in_flight": gettext_lazy("In flight"),
+}
+# Breakdown dimension -> the ledger column (or expression) that names a group.
+DIMENSIONS = {
+    "member": gettext_lazy("Member"),
+    "key": gettext_lazy("Key"),
+    "model": gettext_lazy("Model"),
+    "operation": gettext_lazy("Operation"),
+    "status": gettext_lazy("Status"),
+}
+COLUMNS = {"member": "member_name", "key": "key_label", "model": "model", "operation": "operation"}
+
+
+def usage_form(params: dict[str, str]) -> "UsageFilterForm":
+    """A bound form whose empty dates show the default range instead of blank inputs."""
+    start, end = default_range()
+    data = {"date_from": start.isoformat(), "date_to": end.isoformat()}
+    data.update({name: value for name, value in params.items() if value})
+    return UsageFilterForm(data)
+
+
+def default_range(today: date | None = None) -> tuple[date, date]:
+    today = today or timezone.now().date()
+    return today - timedelta(days=DEFAULT_DAYS - 1), today
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class UsageFilterForm(forms.Form):
+    date_from = forms.DateField(
+        label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    member = forms.CharField(label=gettext_lazy("Member"), required=False, max_length=150)
+    key = forms.CharField(label=gettext_lazy("Key"), required=False, max_length=100)
+    model = forms.CharField(label=gettext_lazy("Model"), required=False, max_length=128)
+    operation = forms.CharField(label=gettext_lazy("Operation"), required=False, max_length=64)
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("", gettext_lazy("Any")), *OUTCOMES.items()],
+    )
+    # The start of one chart bar whose ledger rows are listed below the charts.
+    bucket = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = default_range()
+        start, end = data.get("date_from") or start, data.get("date_to") or end
+        if start > end:
+            raise forms.ValidationError(_("The start date is after the end date; swap them."))
+        if (end - start).days + 1 > MAX_DAYS:
+            raise forms.ValidationError(
+                _("Choose at most %(days)s days; narrow the range or export it in parts.")
+                % {"days": MAX_DAYS}
+            )
+        data["date_from"], data["date_to"] = start, end
+        for name, column in COLUMNS.items():
+            value = (data.get(name) or "").strip()
+            data[name] = value
+            if value and not LedgerEntry.objects.filter(**{column: value}).exists():
+                self.add_error(
+                    name,
+                    _("No call in the ledger has %(field)s “%(value)s”; pick one from the table.")
+                    % {"field": DIMENSIONS[name].lower(), "value": value},
+                )
+        return data
+
+    @property
+    def hourly(self) -> bool:
+        data = self.cleaned_data
+        return (data["date_to"] - data["date_from"]).days + 1 <= HOURLY_UP_TO_DAYS
+
+    def filtered(self) -> QuerySet[LedgerEntry]:
+        """The ledger rows of the chosen range and filters; call only on a valid form."""
+        data = self.cleaned_data
+        entries = LedgerEntry.objects.filter(
+            at__gte=day_start(data["date_from"]),
+            at__lt=day_start(data["date_to"]) + timedelta(days=1),
+        )
+        for name, column in COLUMNS.items():
+            if data[name]:
+                entries = entries.filter(**{column: data[name]})
+        if data["status"]:
+            entries = entries.alias(outcome=OUTCOME).filter(outcome=data["status"])
+        return entries
+
+    def drilled(self) -> QuerySet[LedgerEntry] | None:
+        """The rows behind one chart bar, when a bar was chosen."""
+        bucket = self.cleaned_data.get("bucket")
+        if bucket is None:
+            return None
+        width = timedelta(hours=1) if self.hourly else timedelta(days=1)
+        return self.filtered().filter(at__gte=bucket, at__lt=bucket + width)
+
+
+@dataclass(frozen=True)
+class Totals:
+    credits: Decimal
+    calls: int
+    failed: int
+
+
+def totals(entries: QuerySet[LedgerEntry]) -> Totals:
+    found = entries.aggregate(
+        credits=Sum(SPENT),
+        calls=Count("id"),
+        failed=Count("id", filter=~Q(http_status__gte=200, http_status__lt=300)),
+    )
+    return Totals(found["credits"] or Decimal(0), found["calls"], found["failed"])
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    credits: Decimal
+    calls: int
+
+
+def series(entries: QuerySet[LedgerEntry], start: date, end: date, hourly: bool) -> list[Bucket]:
+    """One bucket per day (or hour) of the range, empty ones included, so gaps show as gaps."""
+    trunc = TruncHour("at", tzinfo=UTC) if hourly else TruncDay("at", tzinfo=UTC)
+    rows = (
+        entries.order_by()
+        .annotate(bucket=trunc)
+        .values("bucket")
+        .annotate(credits=Sum(SPENT), calls=Count("id"))
+    )
+    found = {row["bucket"]: row for row in rows}
+    step = timedelta(hours=1) if hourly else timedelta(days=1)
+    moment, stop = day_start(start), day_start(end) + timedelta(days=1)
+    buckets = []
+    while moment < stop:
+        row = found.get(moment, {})
+        buckets.append(Bucket(moment, row.get("credits") or Decimal(0), row.get("calls", 0)))
+        moment += step
+    return buckets
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    value: str
+    credits: Decimal
+    calls: int
+    failed: int
+
+
+def breakdown(entries: QuerySet[LedgerEntry], dimension: str, limit: int = 12) -> list[Group]:
+    """The biggest groups of one dimension by credits, then by calls."""
+    column = COLUMNS.get(dimension)
+    grouped = entries.order_by().annotate(group=OUTCOME if column is None else F(column))
+    rows = (
+        grouped.values("group")
+        .annotate(
+            credits=Sum(SPENT),
+            calls=Count("id"),
+            failed=Count("id", filter=~Q(http_status__gte=200, http_status__lt=300)),
+        )
+        .order_by(F("credits").desc(nulls_last=True), "-calls", "group")[:limit]
+    )
+    return [
+        Group(
+            group_name(dimension, row["group"]),
+            row["group"],
+            row["credits"] or Decimal(0),
+            row["calls"],
+            row["failed"],
+        )
+        for row in rows
+    ]
+
+
+def group_name(dimension: str, value: str) -> str:
+    if dimension == "status":
+        return str(OUTCOMES.get(value, value))
+    return value or _("(none)")
+
+
+@dataclass(frozen=True)
+class EstimateGap:
+    model_id: str
+    jobs: int
+    estimated: Decimal
+    charged: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return self.charged - self.estimated
+
+    @property
+    def percent(self) -> int | None:
+        if not self.estimated:
+            return None
+        return round(self.difference * 100 / self.estimated)
+
+
+def estimate_gaps(start: date, end: date) -> list[EstimateGap]:
+    """Per model, the console's estimate against what finished jobs were really charged."""
+    rows = (
+        Generation.objects.filter(
+            status=Status.SUCCEEDED,
+            final_credits__isnull=False,
+            created_at__gte=day_start(start),
+            created_at__lt=day_start(end) + timedelta(days=1),
+        )
+        .order_by()
+        .values("model_id")
+        .annotate(jobs=Count("id"), estimated=Sum("estimate_credits"), charged=Sum("final_credits"))
+        .order_by("model_id")
+    )
+    return [
+        EstimateGap(row["model_id"], row["jobs"], row["estimated"], row["charged"]) for row in rows
+    ]
+
+
+FILTER_NAMES = ("date_from", "date_to", "member", "key", "model", "operation", "status")
+
+
+def query(data: dict, **changes: object) -> str:
+    """The query string of the current filters with some changed; the bar and table links."""
+    params = {name: data.get(name) for name in FILTER_NAMES}
+    params.update(changes)
+    return "?" + urlencode({k: str(v) for k, v in params.items() if v not in (None, "")})
+
+
+def bucket_label(start: datetime, hourly: bool) -> tuple[str, str]:
+    """The bar's full label (for its title and the table) and its axis label."""
+    if hourly:
+        return start.strftime("%Y-%m-%d %H:00"), start.strftime("%H:00")
+    return start.strftime("%Y-%m-%d"), start.strftime("%d %b")
+
+
+def report(form: UsageFilterForm) -> dict:
+    data = form.cleaned_data
+    entries = form.filtered()
+    buckets = series(entries, data["date_from"], data["date_to"], form.hourly)
+    inputs = []
+    for bucket in buckets:
+        label, short = bucket_label(bucket.start, form.hourly)
+        link = query(data, bucket=bucket.start.strftime("%Y-%m-%dT%H:%M"))
+        inputs.append(charts.BarInput(label, short, bucket.credits, link))
+    drilled = form.drilled()
+    return {
+        "totals": totals(entries),
+        "buckets": list(zip(buckets, inputs, strict=True)),
+        "chart": charts.bar_chart(inputs),
+        "calls_chart": charts.bar_chart(
+            [
+                charts.BarInput(i.label, i.short_label, b.calls, i.href)
+                for b, i in zip(buckets, inputs, strict=True)
+            ]
+        ),
+        "breakdowns": [
+            (name, label, [(g, query(data, **{name: g.value})) for g in breakdown(entries, name)])
+            for name, label in DIMENSIONS.items()
+        ],
+        "gaps": estimate_gaps(data["date_from"], data["date_to"]),
+        "drilled": list(drilled[:DRILL_ROWS]) if drilled is not None else None,
+        "drilled_count": drilled.count() if drilled is not None else 0,
+        "hourly": form.hourly,
+        "export_query": query(data),
+    }

@@ -1,0 +1,34 @@
+"""The Usage page: spend and calls by day, member, key, model, operation and status, with CSV."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.console import usage
+from rivya_dashboard.csv_export import csv_download
+from rivya_dashboard.vault.forms import ledger_csv_rows
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def usage_page(request: HttpRequest) -> HttpResponse:
+    form = usage.usage_form(request.GET.dict())
+    if not form.is_valid():
+        return render(request, "console/usage.html", {"form": form}, status=400)
+    context = {"form": form, **usage.report(form)}
+    template = "console/usage.html#report" if request.htmx else "console/usage.html"
+    return render(request, template, context)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def usage_export(request: HttpRequest) -> HttpResponse:
+    form = usage.usage_form(request.GET.dict())
+    if not form.is_valid():
+        return render(request, "console/usage.html", {"form": form}, status=400)
+    stamp = timezone.now().strftime("%Y%m%d")
+    entries = form.drilled() if form.cleaned_data.get("bucket") else form.filtered()
+    return csv_download(ledger_csv_rows(entries), f"rivya-usage-{stamp}.csv")

@@ -1,0 +1,258 @@
+"""Local inboxes: list, settings and secrets, the live request list, one request with the
+signature doctor, replay and cURL, the paste-in doctor, and bulk replay."""
+
+import time
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.webhooks import doctor, forwarding, inboxes
+from rivya_dashboard.webhooks.forms import (
+    BulkReplayForm,
+    CurlForm,
+    DoctorForm,
+    InboxCreateForm,
+    InboxSecretForm,
+    InboxSettingsForm,
+    ReplayForm,
+    RequestFilterForm,
+)
+from rivya_dashboard.webhooks.models import Inbox, InboxRequest
+
+LIST_SIZE = 50
+BULK_LIMIT = 500
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def inbox_list(request: HttpRequest) -> HttpResponse:
+    context = {
+        "inboxes": Inbox.objects.select_related("key"),
+        "form": InboxCreateForm(user=request.user),
+        "can_manage": request.user.has_role(Role.ADMIN),
+    }
+    return render(request, "webhooks/inboxes.html", context)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def inbox_create(request: HttpRequest) -> HttpResponse:
+    form = InboxCreateForm(request.POST, user=request.user)
+    if not form.is_valid():
+        context = {"inboxes": Inbox.objects.all(), "form": form, "can_manage": True}
+        return render(request, "webhooks/inboxes.html", context, status=400)
+    inbox = inboxes.do_create_inbox(
+        request.user, name=form.cleaned_data["name"], key=form.cleaned_data["key"], request=request
+    )
+    messages.success(request, _("Inbox created. Point a webhook endpoint at its receiver URL."))
+    return redirect("inbox-detail", pk=inbox.pk)
+
+
+def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
+    filters = RequestFilterForm(request.GET or None)
+    data = filters.cleaned_data if filters.is_valid() else {}
+    return {
+        "inbox": inbox,
+        "receiver_url": inboxes.receiver_url(inbox, request),
+        "filters": filters,
+        "query": request.GET.urlencode(),
+        "rows": inboxes.filtered_requests(inbox, data)[:LIST_SIZE],
+        "can_manage": request.user.has_role(Role.ADMIN),
+        "settings_form": forms.get("settings_form")
+        or InboxSettingsForm(instance=inbox, user=request.user),
+        "secret_form": forms.get("secret_form") or InboxSecretForm(),
+    }
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def inbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox.objects.select_related("key"), pk=pk)
+    template = "webhooks/inbox.html#request-list" if request.htmx else "webhooks/inbox.html"
+    return render(request, template, inbox_context(request, inbox))
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def inbox_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox, pk=pk)
+    form = InboxSettingsForm(request.POST, instance=Inbox.objects.get(pk=pk), user=request.user)
+    if not form.is_valid():
+        context = inbox_context(request, inbox, settings_form=form)
+        return render(request, "webhooks/inbox.html", context, status=400)
+    changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
+    inboxes.do_update_settings(request.user, inbox, changes, request=request)
+    messages.success(request, _("Inbox settings saved."))
+    return redirect("inbox-detail", pk=inbox.pk)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def inbox_secret(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox, pk=pk)
+    action = request.POST.get("action", "add")
+    if action == "end-overlap":
+        ended = inboxes.do_end_overlap(request.user, inbox, request=request)
+        messages.success(
+            request, _("%(count)s previous secret(s) no longer accepted.") % {"count": ended}
+        )
+        return redirect("inbox-detail", pk=inbox.pk)
+    if action == "forget":
+        inboxes.do_forget_secrets(request.user, inbox, request=request)
+        messages.success(request, _("Secrets removed; requests are stored unverified."))
+        return redirect("inbox-detail", pk=inbox.pk)
+    form = InboxSecretForm(request.POST)
+    if not form.is_valid():
+        context = inbox_context(request, inbox, secret_form=form)
+        return render(request, "webhooks/inbox.html", context, status=400)
+    inboxes.do_add_secret(request.user, inbox, form.cleaned_data["secret"], request=request)
+    messages.success(
+        request, _("Secret stored; the previous one stays accepted until you end the overlap.")
+    )
+    return redirect("inbox-detail", pk=inbox.pk)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def inbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox, pk=pk)
+    inboxes.do_delete_inbox(request.user, inbox, request=request)
+    messages.success(request, _("Inbox “%(name)s” deleted.") % {"name": inbox.name})
+    return redirect("inbox")
+
+
+def secret_choices(inbox: Inbox) -> list[tuple[int, str]]:
+    return [(index, meta["preview"]) for index, meta in enumerate(inbox.secret_meta)]
+
+
+def request_context(request: HttpRequest, row: InboxRequest, **extra: object) -> dict:
+    inbox = row.inbox
+    choices = secret_choices(inbox)
+    diagnosis = doctor.diagnose(
+        inboxes.candidates(inbox),
+        row.headers,
+        row.body_bytes,
+        now=row.received_at.timestamp(),
+        reference_body=inboxes.reference_body(row, inbox, row.event_id),
+    )
+    initial = {
+        "target_url": inbox.forward_url,
+        "headers": forwarding.header_lines(row.headers),
+        "body": row.body_bytes.decode("utf-8", "replace"),
+    }
+    return {
+        "row": row,
+        "inbox": inbox,
+        "diagnosis": diagnosis,
+        "forwards": row.forwards.select_related("actor")[:20],
+        "replay_form": extra.get("replay_form")
+        or ReplayForm(initial=initial, secret_choices=choices),
+        "curl_form": CurlForm(secret_choices=choices),
+        "curl": extra.get("curl"),
+    }
+
+
+@role_required(Role.OPERATOR)
+@require_GET
+def inbox_request(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
+    curl = None
+    if "secret" in request.GET:
+        form = CurlForm(request.GET, secret_choices=secret_choices(row.inbox))
+        if form.is_valid():
+            secret = forwarding.secret_for(row.inbox, form.cleaned_data["secret"])
+            url = inboxes.receiver_url(row.inbox, request)
+            curl = doctor.curl_command(url, row.body_bytes, secret, row.event_id, time.time())
+    context = request_context(request, row, curl=curl)
+    template = "webhooks/request.html#curl" if request.htmx else "webhooks/request.html"
+    return render(request, template, context)
+
+
+@role_required(Role.OPERATOR)
+@require_POST
+def inbox_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
+    form = ReplayForm(request.POST, secret_choices=secret_choices(row.inbox))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            sent = forwarding.do_replay(
+                request.user,
+                row,
+                data["target_url"],
+                data["body"].encode("utf-8"),
+                data["headers"],
+                secret_index=data["resign"],
+                request=request,
+            )
+        except forwarding.TargetRefused as error:
+            form.add_error("target_url", str(error))
+        else:
+            outcome = sent.response_status or sent.error
+            messages.success(
+                request, _("Replayed; the target answered %(outcome)s.") % {"outcome": outcome}
+            )
+            return redirect("inbox-request", pk=row.pk)
+    context = request_context(request, row, replay_form=form)
+    return render(request, "webhooks/request.html", context, status=400)
+
+
+@role_required(Role.OPERATOR)
+@require_http_methods(["GET", "POST"])
+def inbox_doctor(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox, pk=pk)
+    form = DoctorForm(request.POST or None)
+    diagnosis = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        body = data["body"].encode("utf-8")
+        found = inboxes.candidates(inbox)
+        if data["secret"]:
+            found.append(doctor.Candidate(data["secret"].strip(), "pasted", _("the pasted secret")))
+        event_id = {k.lower(): v for k, v in data["headers"].items()}.get("rivya-webhook-id", "")
+        diagnosis = doctor.diagnose(
+            found,
+            data["headers"],
+            body,
+            reference_body=inboxes.reference_body(None, inbox, event_id),
+        )
+    context = {"inbox": inbox, "form": form, "diagnosis": diagnosis}
+    return render(request, "webhooks/doctor.html", context, status=400 if form.errors else 200)
+
+
+@role_required(Role.OPERATOR)
+@require_http_methods(["GET", "POST"])
+def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    inbox = get_object_or_404(Inbox, pk=pk)
+    form = BulkReplayForm(request.POST or request.GET or None)
+    valid = form.is_valid()
+    rows = inboxes.filtered_requests(inbox, form.cleaned_data if valid else {})
+    ids = list(rows.values_list("pk", flat=True)[:BULK_LIMIT])
+    if request.method == "POST" and valid:
+        if form.cleaned_data["confirm_count"] != len(ids):
+            form.add_error(
+                None,
+                _("The selection now holds %(count)s requests; confirm again.")
+                % {"count": len(ids)},
+            )
+        else:
+            try:
+                forwarding.do_bulk_replay(
+                    request.user, inbox, ids, form.cleaned_data["target_url"], request=request
+                )
+            except forwarding.TargetRefused as error:
+                form.add_error("target_url", str(error))
+            else:
+                messages.success(
+                    request,
+                    _("Replaying %(count)s requests in the background.") % {"count": len(ids)},
+                )
+                return redirect("inbox-detail", pk=inbox.pk)
+    context = {"inbox": inbox, "form": form, "count": len(ids), "limit": BULK_LIMIT}
+    status = 400 if request.method == "POST" else 200
+    return render(request, "webhooks/bulk_replay.html", context, status=status)

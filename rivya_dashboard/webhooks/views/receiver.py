@@ -1,0 +1,42 @@
+"""The receiver URL of an inbox: a machine endpoint, authenticated by its unguessable token."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from rivya_dashboard.webhooks import receiver
+from rivya_dashboard.webhooks.models import Inbox
+
+
+def content_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+@login_not_required
+@csrf_exempt
+def receive(request: HttpRequest, token: str) -> HttpResponse:
+    inbox = Inbox.objects.filter(token=token).first()
+    if inbox is None:
+        # The same answer for every unknown token: it says nothing about which inboxes exist.
+        return JsonResponse({"error": "not_found"}, status=404)
+    cap = receiver.max_body_bytes()
+    size = content_length(request)
+    body = None
+    if size <= cap:
+        # Read the raw stream, never request.body or POST: the signature covers these exact bytes.
+        body = request.read(cap + 1)
+        size = len(body)
+        if size > cap:
+            body = None
+    outcome = receiver.ingest(
+        inbox,
+        request.method or "",
+        dict(request.headers),
+        body,
+        size,
+        request.META.get("REMOTE_ADDR") or None,
+    )
+    return JsonResponse(outcome.payload, status=outcome.status)
