@@ -134,13 +134,17 @@ def servers(workers: int, threads: int) -> Iterator[tuple[str, str, dict]]:
                 port = free_port()
                 command = [sys.executable, str(ROOT / "manage.py"), "serve", "--no-worker"]
                 command += [f"--port={port}", f"--workers={workers}", f"--threads={threads}"]
-                process = subprocess.Popen(
-                    command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
+                log = open(Path(data_dir) / f"server-{port}.log", "w")  # noqa: SIM115
+                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
                 started.append(process)
                 urls.append(f"http://127.0.0.1:{port}")
                 wait_healthy(urls[-1], process)
             yield urls[0], f"{urls[1]}/sandbox/api/v1", env
+        except Exception:
+            for log_file in Path(data_dir).glob("server-*.log"):
+                print(f"--- {log_file.name} (last lines)")
+                print("\n".join(log_file.read_text().splitlines()[-15:]))
+            raise
         finally:
             for process in started:
                 process.terminate()
@@ -209,7 +213,10 @@ class Browser:
         return self.http.post(self.url + path, data=data, headers=headers, timeout=TIMEOUT)
 
     def stream(self, html: str, started: float) -> Reading:
-        path = re.search(r'data-stream-url="([^"]+)"', html).group(1)
+        found = re.search(r'data-stream-url="([^"]+)"', html)
+        if found is None:
+            raise SystemExit(f"the console did not start the turn: {html[:2000]}")
+        path = found.group(1)
         after = re.search(r'data-after="(\d+)"', html).group(1)
         stream_started = time.perf_counter()
         response = self.http.get(
@@ -335,7 +342,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=32)
     args = parser.parse_args()
     with servers(args.workers, args.threads) as (console, api, env):
-        setup = json.loads(manage("shell", "-c", SETUP.format(upstream=api), env=env))
+        output = manage("shell", "-c", SETUP.format(upstream=api), env=env)
+        setup = json.loads(output.strip().splitlines()[-1])
         latency_ok = added_latency(console, api, setup, args.rounds)
         manage("shell", "-c", TOKEN_DELAY.format(ms=LOAD_TOKEN_DELAY_MS), env=env)
         load_ok = load(console, setup, args.seconds)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 TARGET_GROWTH_MB = 64
 TARGET_RATIO = 0.70
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
-PASSWORD = "bench-password-123456"
+PASSWORD = "bench-password-123456"  # noqa: S105 - a throwaway member in a temporary data dir
 
 
 class ZeroFile:
@@ -102,20 +102,25 @@ def serve(address: str, megabytes: int) -> None:
             }.items():
                 self.cfg.set(name, value)
 
-        def load(self):  # noqa: ANN202 - gunicorn's hook
+        def load(self):  # gunicorn's hook: the application to serve
             return application
 
     Server().run()
 
 
 def prepare(env: dict) -> str:
-    """Migrate, collect static files, create the owner and a sandbox key stored in the vault; returns the raw key."""
+    """Migrate, collect static, create the owner and a sandbox key in the vault; returns it."""
     manage = [sys.executable, str(ROOT / "manage.py")]
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
         subprocess.run([*manage, *command], env=env, check=True, capture_output=True)
-    raw = subprocess.run(
-        [*manage, "sandbox_key", "--credits", "1000"], env=env, check=True, capture_output=True
-    ).stdout.decode().strip().splitlines()[-1]
+    raw = (
+        subprocess.run(
+            [*manage, "sandbox_key", "--credits", "1000"], env=env, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .strip()
+        .splitlines()[-1]
+    )
     os.environ.update(env)
     import django
 

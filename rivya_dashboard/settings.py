@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rivya_dashboard.console.server_timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "rivya_dashboard.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything that writes a message: a member's language beats Accept-Language.
+    "rivya_dashboard.accounts.language.MemberLanguageMiddleware",
     "rivya_dashboard.accounts.middleware.SetupRequiredMiddleware",
     "rivya_dashboard.accounts.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -150,8 +153,11 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English")]
+# Each name is written in its own language: it is what a member looks for in the switcher.
+LANGUAGES = [("en", "English"), ("ur", "اردو")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Django ships no Urdu date and number formats; ours are in rivya_dashboard/formats/ur/.
+FORMAT_MODULE_PATH = ["rivya_dashboard.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -17,8 +17,16 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from rivya_dashboard.accounts.models import User
 
-# Paths that work before the owner exists: machine endpoints and the setup page itself.
-SETUP_EXEMPT_PREFIXES = ("/setup/", "/static/", "/healthz", "/sandbox/api/", "/hooks/")
+# Paths that work before the owner exists: machine endpoints, the setup page itself and the
+# language switcher shown on it.
+SETUP_EXEMPT_PREFIXES = (
+    "/setup/",
+    "/language/",
+    "/static/",
+    "/healthz",
+    "/sandbox/api/",
+    "/hooks/",
+)
 
 
 class SetupRequiredMiddleware:

@@ -24,6 +24,10 @@ ROLE_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3, Role.OWNER: 4}
 
 class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # Empty until the member picks one in the header: until then the browser's language applies.
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, blank=True, default=""
+    )
 
     def save(self, *args, **kwargs) -> None:
         # `createsuperuser` makes an owner: superusers hold every right in this console.

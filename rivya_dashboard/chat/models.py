@@ -72,6 +72,10 @@ class ChatTurn(models.Model):
     idempotency_key = models.CharField(max_length=100, unique=True, default=new_idempotency_key)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     superseded = models.BooleanField(default=False)
+    # A regenerated reply hides the one it replaces, unless Rivya refuses it.
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     model = models.CharField(max_length=100)
     reply = models.TextField(blank=True)
     thinking = models.TextField(blank=True)

@@ -55,21 +55,21 @@ def watch_responses(session: requests.Session) -> None:
 
 
 def start_reading(turn: ChatTurn, reserve: int | None) -> LiveTurn:
+    """`turn` comes with its session, key and member loaded; the reader only reads them."""
     live = LIVE.add(turn.pk)
     thread = threading.Thread(
-        target=read_reply, args=(turn.pk, live, reserve), name=f"chat-turn-{turn.pk}", daemon=True
+        target=read_reply, args=(turn, live, reserve), name=f"chat-turn-{turn.pk}", daemon=True
     )
     thread.start()
     return live
 
 
-def read_reply(turn_id: int, live: LiveTurn, reserve: int | None) -> None:
+def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None) -> None:
     _reading.live = live
     try:
-        turn = ChatTurn.objects.select_related("session__api_key", "created_by").get(pk=turn_id)
         ReplyReader(turn, live, reserve).run()
     except Exception:
-        log.exception("reading the reply of chat turn %s failed", turn_id)
+        log.exception("reading the reply of chat turn %s failed", turn.pk)
         if not live.is_closing:
             message = _("The console failed while reading this reply. Try again.")
             live.close_with(Frame(1, Kind.ERROR, message), status=Status.FAILED)
@@ -238,6 +238,8 @@ class ReplyReader:
 
     def refuse(self, message: str, *, code: str = "", request_id: str = "") -> None:
         """Refused before a reply began: the message goes back to the input area."""
+        if self.turn.replaces_id is not None:
+            ChatTurn.objects.filter(pk=self.turn.replaces_id).update(superseded=False)
         self.seq += 1
         self.live.close_with(
             Frame(self.seq, Kind.ERROR, message),

@@ -20,6 +20,7 @@ from datetime import timedelta
 import requests
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.chat.models import ChatEvent, ChatTurn
 
@@ -31,7 +32,12 @@ ALIVE_SECONDS = 5.0
 # A reply whose reader has not been heard of for this long lost its process (a restart or crash).
 STALE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0
-TAIL_POLL_SECONDS = 0.03
+TAIL_POLL_SECONDS = 0.02
+STALE_CHECK_SECONDS = 2.0
+ABANDONED_MESSAGE = _(
+    "The console restarted while this reply was streaming. The text so far is kept; "
+    "regenerate the reply to get the rest."
+)
 
 
 @dataclass(frozen=True)
@@ -223,10 +229,16 @@ def cut_stopped(turns: list[LiveTurn]) -> None:
 def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
     """The turn's frames after `after`, ending with its terminal frame; None marks a quiet spell
     of HEARTBEAT_SECONDS, for the caller to send a keep-alive."""
+    terminal = ChatEvent.objects.filter(
+        turn_id=turn_id, seq__lte=after, kind__in=ChatEvent.TERMINAL
+    ).values_list("seq", "kind", "text")
+    for row in terminal[:1]:
+        yield Frame(*row)  # a reconnect after the end gets the end again, not a silent wait
+        return
     last = after
     quiet_since = time.monotonic()
     while True:
-        frames = next_frames(turn_id, last)
+        frames = next_frames(turn_id, last, quiet_since)
         for frame in frames:
             yield frame
             last = frame.seq
@@ -239,42 +251,46 @@ def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
             yield None
 
 
-def next_frames(turn_id: int, last: int) -> list[Frame]:
+def next_frames(turn_id: int, last: int, quiet_since: float) -> list[Frame]:
     live = LIVE.get(turn_id)
     if live is not None:
         return live.frames_after(last, timeout=HEARTBEAT_SECONDS)
-    events = ChatEvent.objects.filter(turn_id=turn_id, seq__gt=last).order_by("seq")
-    frames = [Frame(event.seq, event.kind, event.text) for event in events]
+    rows = ChatEvent.objects.filter(turn_id=turn_id, seq__gt=last).order_by("seq")
+    frames = [Frame(*row) for row in rows.values_list("seq", "kind", "text")]
     if frames:
         return frames
-    abandoned = do_abandon_if_stale(turn_id)
-    if abandoned is not None:
-        return [abandoned]
+    # Only a reply quiet for a while can have lost its reader; checking costs a write lock.
+    if time.monotonic() - quiet_since >= STALE_CHECK_SECONDS:
+        abandoned = do_abandon_if_stale(turn_id)
+        if abandoned is not None:
+            return [abandoned]
     time.sleep(TAIL_POLL_SECONDS)
     return []
 
 
-@transaction.atomic
 def do_abandon_if_stale(turn_id: int) -> Frame | None:
     """End a reply whose reader is gone, keeping what it saved; None while it is still alive."""
+    stale_before = timezone.now() - timedelta(seconds=STALE_SECONDS)
+    if not ChatTurn.objects.filter(pk=turn_id, alive_at__lt=stale_before).exists():
+        return None
+    with transaction.atomic():
+        return abandon(turn_id)
+
+
+def abandon(turn_id: int) -> Frame | None:
     turn = ChatTurn.objects.select_for_update().filter(pk=turn_id).first()
     if turn is None or turn.is_finished or LIVE.get(turn_id) is not None:
         return None
     if timezone.now() - turn.alive_at < timedelta(seconds=STALE_SECONDS):
         return None
-    frame = Frame(turn.last_seq() + 1, ChatEvent.Kind.ERROR, ABANDONED_MESSAGE)
+    progress = turn.progress()
+    frame = Frame(progress.seq + 1, ChatEvent.Kind.ERROR, str(ABANDONED_MESSAGE))
     ChatEvent.objects.create(turn=turn, seq=frame.seq, kind=frame.kind, text=frame.text)
-    turn.reply = turn.text_so_far()
-    turn.thinking = turn.thinking_so_far()
+    turn.reply = progress.text
+    turn.thinking = progress.thinking
     turn.status = ChatTurn.Status.FAILED
     turn.error_code = "console_restarted"
-    turn.error_message = ABANDONED_MESSAGE
+    turn.error_message = frame.text
     turn.finished_at = timezone.now()
     turn.save()
     return frame
-
-
-ABANDONED_MESSAGE = (
-    "The console restarted while this reply was streaming. The text so far is kept; "
-    "regenerate the reply to get the rest."
-)

@@ -9,13 +9,13 @@ from django.utils.translation import gettext as _
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
 from rivya_dashboard.chat.reader import start_reading
-from rivya_dashboard.chat.relay import LIVE, LiveTurn
+from rivya_dashboard.chat.relay import LIVE
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.vault.grants import GrantRefused, check_grant
 from rivya_dashboard.vault.models import Action, ApiKey
 
-# The POST waits this long for Rivya to accept the turn, so a refusal (auth, validation, credits,
-# rate limit) lands in the input area; a slower start simply continues in the stream.
+# How long a POST without JavaScript waits for Rivya to accept the turn; a slower start simply
+# shows as waiting on the page.
 START_WAIT_SECONDS = 8.0
 TITLE_LENGTH = 80
 
@@ -87,18 +87,26 @@ def do_send_turn(
         idempotency_key=idempotency_key,
         **options,
     )
+    start_reading(turn, reserve)
     ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
-    wait_for_start(turn, start_reading(turn, reserve))
     return turn
 
 
-def wait_for_start(turn: ChatTurn, live: LiveTurn) -> None:
-    live.started.wait(START_WAIT_SECONDS)
-    if live.is_closing:
-        live.wait_end(START_WAIT_SECONDS)
+def do_await_start(turn: ChatTurn) -> None:
+    """A page without JavaScript cannot follow the stream: it waits until Rivya accepts the turn,
+    so a refusal (auth, validation, credits, rate limit) goes back to the form. Pages with
+    JavaScript learn of a refusal from the stream instead, and save this wait."""
+    live = LIVE.get(turn.pk)
+    if live is not None:
+        live.started.wait(START_WAIT_SECONDS)
+        if live.is_closing:
+            live.wait_end(START_WAIT_SECONDS)
     turn.refresh_from_db()
-    if turn.status == ChatTurn.Status.REJECTED:
-        raise TurnRefused(turn.error_message, turn.request_id)
+    if turn.status != ChatTurn.Status.REJECTED:
+        return
+    if not turn.session.visible_turns().exists():
+        turn.session.delete()
+    raise TurnRefused(turn.error_message, turn.request_id)
 
 
 def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
@@ -108,10 +116,14 @@ def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
     options = {
         "enable_web_search": turn.enable_web_search,
         "reasoning_effort": turn.reasoning_effort,
+        "replaces": turn,
     }
-    fresh = do_send_turn(user, session, turn.message, options, new_idempotency_key())
     ChatTurn.objects.filter(pk=turn.pk).update(superseded=True)
-    return fresh
+    try:
+        return do_send_turn(user, session, turn.message, options, new_idempotency_key())
+    except TurnRefused:
+        ChatTurn.objects.filter(pk=turn.pk).update(superseded=False)
+        raise
 
 
 def do_request_stop(turn: ChatTurn) -> None:

@@ -19,6 +19,7 @@ from rivya_dashboard.chat.models import ChatSession, ChatTurn
 from rivya_dashboard.chat.relay import Frame, tail
 from rivya_dashboard.chat.turns import (
     TurnRefused,
+    do_await_start,
     do_regenerate,
     do_request_stop,
     do_send_turn,
@@ -41,7 +42,7 @@ def own_session(request: HttpRequest, pk: int) -> ChatSession:
 
 def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
     return get_object_or_404(
-        ChatTurn.objects.select_related("session"), pk=pk, created_by=request.user
+        ChatTurn.objects.select_related("session__api_key"), pk=pk, created_by=request.user
     )
 
 
@@ -110,6 +111,8 @@ def chat_new(request: HttpRequest) -> HttpResponse:
                 form.options(),
                 data["idempotency_key"],
             )
+            if not request.htmx:
+                do_await_start(turn)
         except TurnRefused as error:
             refused = error
         else:
@@ -132,6 +135,8 @@ def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
             turn = do_send_turn(
                 request.user, session, data["message"], form.options(), data["idempotency_key"]
             )
+            if not request.htmx:
+                do_await_start(turn)
         except TurnRefused as error:
             refused = error
         else:

@@ -44,7 +44,9 @@ class AlertForm(forms.ModelForm):
         model = BalanceAlert
         fields = ["threshold"]
         help_texts = {
-            "threshold": gettext_lazy("Warn admins when the balance falls below this many credits."),
+            "threshold": gettext_lazy(
+                "Warn admins when the balance falls below this many credits."
+            ),
         }
 
     def __init__(self, *args: object, **kwargs: object) -> None:

@@ -21,7 +21,13 @@ from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import media_cache
-from rivya_dashboard.console.models import Generation, Output, Status, UploadedFile
+from rivya_dashboard.console.models import (
+    CatalogueModel,
+    Generation,
+    Output,
+    Status,
+    UploadedFile,
+)
 from rivya_dashboard.rivya.errors import (
     AuthError,
     NotFound,
@@ -145,6 +151,7 @@ def do_submit(
     if generation.status == Status.SUBMITTING:
         generation.status = Status.QUEUED
     _schedule(generation)
+    _ensure_housekeeping()
     return Submission(generation, duplicate=False)
 
 
@@ -176,21 +183,27 @@ def _create_remote(user: User, key: ApiKey, generation: Generation) -> dict:
     return remote
 
 
-def _schedule(generation: Generation) -> None:
+def _schedule(generation: Generation, seconds: float | None = None) -> None:
+    """Save the row with its next poll time and enqueue that poll (Retry-After wins if given)."""
+    # tasks.py imports this module for the task bodies, so the task objects come in late.
     from rivya_dashboard.console.tasks import poll_generation
 
-    category = _category(generation.model_id)
-    delay = poll_delay(generation.poll_count, category)
-    generation.next_poll_at = timezone.now() + timedelta(seconds=delay)
+    if seconds is None:
+        seconds = poll_delay(generation.poll_count, _category(generation.model_id))
+    generation.next_poll_at = timezone.now() + timedelta(seconds=seconds)
     generation.save()
     poll_generation.using(run_after=generation.next_poll_at).enqueue(
         generation.pk, generation.poll_count
     )
 
 
-def _category(model_id: str) -> str:
-    from rivya_dashboard.console.models import CatalogueModel
+def _ensure_housekeeping() -> None:
+    from rivya_dashboard.console.tasks import ensure_housekeeping
 
+    ensure_housekeeping()
+
+
+def _category(model_id: str) -> str:
     return (
         CatalogueModel.objects.filter(model_id=model_id).values_list("category", flat=True).first()
         or ""
@@ -236,7 +249,7 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
         return generation
     except RateLimited as exc:
         generation.request_id = exc.request_id or ""
-        _schedule_after(generation, exc.retry_after)
+        _schedule(generation, exc.retry_after)
         return generation
     except (Unavailable, RivyaError) as exc:
         generation.request_id = exc.request_id or ""
@@ -252,19 +265,6 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
     else:
         _schedule(generation)
     return generation
-
-
-def _schedule_after(generation: Generation, seconds: float | None) -> None:
-    if seconds is None:
-        _schedule(generation)
-        return
-    from rivya_dashboard.console.tasks import poll_generation
-
-    generation.next_poll_at = timezone.now() + timedelta(seconds=seconds)
-    generation.save()
-    poll_generation.using(run_after=generation.next_poll_at).enqueue(
-        generation.pk, generation.poll_count
-    )
 
 
 def _fetch_remote(generation: Generation) -> dict:
@@ -328,7 +328,7 @@ def do_delete(generation: Generation) -> None:
 
 def visible_generations(user: User) -> QuerySet[Generation]:
     """Owners and admins see every job; other members their own and those of keys they may read."""
-    jobs = Generation.objects.select_related("key")
+    jobs = Generation.objects.all()
     if user.is_admin:
         return jobs
     return jobs.filter(Q(member=user) | Q(key__in=history_key_ids(user)))

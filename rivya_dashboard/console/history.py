@@ -10,7 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models import Generation, Output, Status
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25
+GALLERY_PAGE_SIZE = 24
 
 
 class HistoryFilterForm(forms.Form):

@@ -4,14 +4,12 @@ The copy in the database is what every page reads, so the catalogue keeps workin
 down; a failed refresh only records the error and when it happened, next to the copy's age.
 """
 
-from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -102,47 +100,37 @@ def is_stale(sync: CatalogueSync) -> bool:
     return age > timedelta(minutes=settings.RIVYA_MODELS_REFRESH_MINUTES)
 
 
-def facet_values(field: str) -> list[str]:
-    return list(
-        CatalogueModel.objects.exclude(**{field: ""})
-        .order_by(field)
-        .values_list(field, flat=True)
-        .distinct()
-    )
-
-
-def input_kinds(models: Iterable[CatalogueModel]) -> list[str]:
-    return sorted({kind for model in models for kind in model.input_kinds})
-
-
 class CatalogueFilterForm(forms.Form):
+    """Filters over the whole cached catalogue, which is small: one query, filtered in Python."""
+
     q = forms.CharField(label=_("Search"), required=False, max_length=100)
     category = forms.ChoiceField(label=_("Category"), required=False)
     api_status = forms.ChoiceField(label=_("API status"), required=False)
     billing_type = forms.ChoiceField(label=_("Billing"), required=False)
     input_kind = forms.ChoiceField(label=_("Input"), required=False)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    FACETS = ("category", "api_status", "billing_type")
+
+    def __init__(self, models: list[CatalogueModel], *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        self.models = models
         everything = [("", _("All"))]
-        for name in ("category", "api_status", "billing_type"):
-            self.fields[name].choices = everything + [(v, v) for v in facet_values(name)]
-        kinds = input_kinds(CatalogueModel.objects.only("data"))
-        self.fields["input_kind"].choices = everything + [(k, k) for k in kinds]
+        for name in self.FACETS:
+            values = sorted({getattr(model, name) for model in models} - {""})
+            self.fields[name].choices = everything + [(value, value) for value in values]
+        kinds = sorted({kind for model in models for kind in model.input_kinds})
+        self.fields["input_kind"].choices = everything + [(kind, kind) for kind in kinds]
         self.fields["q"].widget.attrs["type"] = "search"
 
-    def apply(self, models: QuerySet[CatalogueModel]) -> list[CatalogueModel]:
+    def matching(self) -> list[CatalogueModel]:
         if not self.is_valid():
-            return list(models)
+            return self.models
         data = self.cleaned_data
-        if data["q"]:
-            models = models.filter(
-                Q(display_name__icontains=data["q"]) | Q(model_id__icontains=data["q"])
-            )
-        for name in ("category", "api_status", "billing_type"):
-            if data[name]:
-                models = models.filter(**{name: data[name]})
-        found = list(models)
-        if data["input_kind"]:
-            found = [model for model in found if data["input_kind"] in model.input_kinds]
-        return found
+        query = data["q"].lower()
+        return [
+            model
+            for model in self.models
+            if (not query or query in model.display_name.lower() or query in model.model_id)
+            and all(not data[name] or getattr(model, name) == data[name] for name in self.FACETS)
+            and (not data["input_kind"] or data["input_kind"] in model.input_kinds)
+        ]

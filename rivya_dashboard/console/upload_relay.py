@@ -20,8 +20,10 @@ from django.utils.datastructures import MultiValueDict
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
 
-CHUNK_BYTES = 256 * 1024
-QUEUE_CHUNKS = 16
+# Big chunks keep the per-chunk Python work of the parser and the encoder small next to the
+# copying; the queue bounds what waits in memory to QUEUE_CHUNKS x CHUNK_BYTES.
+CHUNK_BYTES = 1024 * 1024
+QUEUE_CHUNKS = 8
 STALL_SECONDS = 60
 
 

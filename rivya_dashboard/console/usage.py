@@ -199,6 +199,8 @@ class Group:
     credits: Decimal
     calls: int
     failed: int
+    # Width of the group's bar, 0-100, against the biggest group of the table.
+    share: int
 
 
 def breakdown(entries: QuerySet[LedgerEntry], dimension: str, limit: int = 12) -> list[Group]:
@@ -214,6 +216,9 @@ def breakdown(entries: QuerySet[LedgerEntry], dimension: str, limit: int = 12) -
         )
         .order_by(F("credits").desc(nulls_last=True), "-calls", "group")[:limit]
     )
+    rows = list(rows)
+    most = max((row["credits"] or 0 for row in rows), default=0)
+    most_calls = max((row["calls"] for row in rows), default=0)
     return [
         Group(
             group_name(dimension, row["group"]),
@@ -221,6 +226,11 @@ def breakdown(entries: QuerySet[LedgerEntry], dimension: str, limit: int = 12) -
             row["credits"] or Decimal(0),
             row["calls"],
             row["failed"],
+            round((row["credits"] or 0) * 100 / most)
+            if most
+            else round(row["calls"] * 100 / most_calls)
+            if most_calls
+            else 0,
         )
         for row in rows
     ]

@@ -242,7 +242,7 @@ def finish(call: Call, response: HttpResponse) -> None:
             response[name] = value
     row = RequestLog.objects.create(
         method=call.request.method or "",
-        path=call.request.path[:255],
+        path=call.request.path.replace("\x00", "\N{REPLACEMENT CHARACTER}")[:255],
         status=response.status_code,
         request_id=call.request_id,
         key=call.key,
@@ -262,6 +262,7 @@ def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpRe
     faults.raise_status_fault(call.faults)
     if call.key is not None:
         call.rate = ratelimit.hit(call.key, sandbox.rate_limit)
+    reject_nul([*path_params.values(), *call.request.GET.values()])
     call.query = parse_query(operation, call.request)
     if operation.body is not None and operation.body_content == JSON:
         call.body = parse_json_body(call.request, operation.body)
@@ -323,6 +324,12 @@ def authenticate(operation: Operation, call: Call) -> None:
     call.key = key
 
 
+def reject_nul(values: list[str]) -> None:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both databases alike.
+    if any("\x00" in value for value in values):
+        raise validation_failed("Identifiers and query parameters must not contain NUL characters.")
+
+
 def parse_query(operation: Operation, request: HttpRequest) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for parameter in operation.query:
@@ -357,12 +364,24 @@ def parse_json_body(request: HttpRequest, schema: dict) -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise validation_failed("The request body must be a JSON object.") from None
+    check_storable(body)
     try:
         check(body, resolve(schema))
     except SchemaViolation as exc:
         message = str(exc) if exc.field else "The request body " + exc.problem
         raise validation_failed(message) from None
     return body
+
+
+def check_storable(body: Any) -> None:
+    """Refuse what JSON allows but a database cannot store: NUL and unpaired surrogates."""
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise validation_failed("Strings in the body must be valid Unicode text.") from None
+    if "\\u0000" in json.dumps(body):
+        raise validation_failed("Strings in the body must not contain NUL characters.")
 
 
 def body_too_large() -> ApiError:

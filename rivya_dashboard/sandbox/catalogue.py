@@ -155,10 +155,17 @@ def find_model(model_id: str, *, field: str = "model") -> dict:
     return row
 
 
-def check_prompt(row: dict, prompt: str | None) -> None:
+def check_prompt(row: dict, prompt: str | None, params: dict | None) -> None:
     rules = row["sandbox"]
     if not prompt and rules["prompt_required"]:
         raise validation_failed(f"prompt: is required for model {row['id']}")
+    if not prompt and not params:
+        raise validation_failed(f"prompt: send a prompt or params for model {row['id']}")
+    if row["requires_files_api"] and not (params or {}).get("referenceMediaItems"):
+        kinds = " or ".join(row["file_kinds"])
+        raise validation_failed(
+            f"params.referenceMediaItems: {row['id']} needs an uploaded {kinds} file"
+        )
     limit = row["max_prompt_length"]
     if prompt and limit is not None and len(prompt) > limit:
         raise validation_failed(f"prompt: must be at most {limit} characters for {row['id']}")

@@ -13,7 +13,6 @@ KEY_PREFIX = "rvya_sk_"
 KEY_BODY_LENGTH = 40
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_DISPLAY_LENGTH = 12
-KEY_STATUSES = ("active", "revoked", "expired")
 
 # §2.2 scopes; a new sandbox key gets all of them, like a key created in Rivya's Settings.
 SCOPES = (

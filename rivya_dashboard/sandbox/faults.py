@@ -2,8 +2,10 @@
 
 A fault set is a dict of name -> value. Header syntax: comma-separated `name` or `name=value`,
 e.g. `X-Sandbox-Fault: status=503` or `latency=250, reset-after-delta`. Per-request faults
-override per-key ones, which override global ones. The control page uses set_global_faults()
-and set_key_faults(); FAULTS describes every name and the kind of value it takes.
+override per-key ones, which override global ones. A stored set with `times=N` applies to the
+next N requests only (e.g. {"status": 503, "times": 1} to see a client retry succeed). The
+control page uses set_global_faults() and set_key_faults(); FAULTS describes every name and
+the kind of value it takes.
 """
 
 import time
@@ -18,6 +20,7 @@ from rivya_dashboard.sandbox.models import SandboxKey, SandboxSettings
 FLAG = "flag"
 MILLISECONDS = "ms"
 STATUS = "status"
+COUNT = "count"
 
 FAULTS: dict[str, tuple[str, Any]] = {
     "latency": (MILLISECONDS, _("Added latency before every response (ms)")),
@@ -30,6 +33,7 @@ FAULTS: dict[str, tuple[str, Any]] = {
     "stale-timestamp": (FLAG, _("Webhooks: send a timestamp ten minutes old")),
     "duplicate-delivery": (FLAG, _("Webhooks: deliver every event twice")),
     "out-of-order": (FLAG, _("Webhooks: deliver events newest first")),
+    "times": (COUNT, _("Apply a stored fault set to this many requests, then clear it")),
 }
 MAX_LATENCY_MS = 60_000
 
@@ -43,6 +47,8 @@ def normalize(faults: dict[str, Any]) -> dict[str, Any]:
         kind = FAULTS[name][0]
         if kind == FLAG:
             clean[name] = True
+        elif kind == COUNT:
+            clean[name] = count(name, value)
         elif kind == STATUS:
             if str(value) not in choices.STATUS_FAULTS:
                 raise ValueError(f"Fault status must be one of {', '.join(choices.STATUS_FAULTS)}")
@@ -50,6 +56,16 @@ def normalize(faults: dict[str, Any]) -> dict[str, Any]:
         else:
             clean[name] = milliseconds(name, value)
     return clean
+
+
+def count(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ValueError(f"Fault {name} takes a number of requests, e.g. {name}=2")
+    return number
 
 
 def milliseconds(name: str, value: Any) -> int:
@@ -70,6 +86,11 @@ def parse_header(header: str) -> dict[str, Any]:
         name, has_value, value = item.strip().partition("=")
         if name:
             raw[name.strip()] = value.strip() if has_value else True
+    if "times" in raw:
+        raise validation_failed(
+            f"{choices.FAULT_HEADER}: times applies to stored faults; the header already "
+            "affects only its own request"
+        )
     try:
         return normalize(raw)
     except ValueError as exc:
@@ -79,7 +100,22 @@ def parse_header(header: str) -> dict[str, Any]:
 def merged(
     sandbox: SandboxSettings, key: SandboxKey | None, header: dict[str, Any]
 ) -> dict[str, Any]:
-    return {**sandbox.faults, **(key.faults if key else {}), **header}
+    stored = consume(sandbox)
+    if key is not None:
+        stored.update(consume(key))
+    return {**stored, **header}
+
+
+def consume(row: SandboxSettings | SandboxKey) -> dict[str, Any]:
+    """The row's faults for this request; a set limited by `times` counts down, then clears."""
+    faults = dict(row.faults)
+    remaining = faults.pop("times", None)
+    if remaining is None:
+        return faults
+    left = {**faults, "times": remaining - 1} if remaining > 1 else {}
+    # Conditional on the value read, so two concurrent requests cannot both take the last use.
+    taken = type(row).objects.filter(pk=row.pk, faults=row.faults).update(faults=left)
+    return faults if taken else {}
 
 
 def apply_latency(faults: dict[str, Any]) -> None:

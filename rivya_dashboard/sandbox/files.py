@@ -167,6 +167,8 @@ def kind_rules(fields: Any) -> tuple[str, str, dict]:
 def do_store(call: Call, fields: Any, upload: Any) -> UploadedFile:
     kind, model_id, rules = kind_rules(fields)
     client_request_id = fields.get("client_request_id", "")
+    if "\x00" in client_request_id:
+        raise validation_failed("client_request_id: must not contain NUL characters")
     if len(client_request_id) > choices.MAX_CLIENT_REQUEST_ID_LENGTH:
         limit = choices.MAX_CLIENT_REQUEST_ID_LENGTH
         raise validation_failed(f"client_request_id: must be at most {limit} characters")
@@ -174,27 +176,21 @@ def do_store(call: Call, fields: Any, upload: Any) -> UploadedFile:
         target = f"a {kind} file for {model_id}" if model_id else f"a {kind} file"
         raise too_large(rules["max_bytes"], target)
     path = Path(upload.temporary_file_path())
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    mime = detect_mime(head)
-    if mime not in rules["mime_types"]:
-        accepted = ", ".join(rules["mime_types"])
-        found = mime or "an unrecognised format"
-        raise validation_failed(f"file: content is {found}; {kind} files must be {accepted}")
+    mime = checked_mime(path, kind, rules)
     file_id = public_id(choices.FILE_PREFIX)
     storage_name = file_id + EXTENSIONS[mime]
     uploads_dir().mkdir(parents=True, exist_ok=True)
     shutil.move(path, uploads_dir() / storage_name)
-    duration = media_duration(uploads_dir() / storage_name, mime) if kind != "image" else None
-    token = ""
+    duration, token = None, ""
     if kind != "image":
+        duration = media_duration(uploads_dir() / storage_name, mime)
         token = signing.dumps({"file": file_id, "seconds": duration}, salt=DURATION_SALT)
     now = timezone.now()
     return UploadedFile.objects.create(
         public_id=file_id,
         account=call.account,
         kind=kind,
-        name=(upload.name or storage_name)[:255],
+        name=(upload.name or storage_name).replace("\x00", "")[:255],
         mime_type=mime,
         size_bytes=upload.size,
         model=model_id,
@@ -205,6 +201,16 @@ def do_store(call: Call, fields: Any, upload: Any) -> UploadedFile:
         created_at=now,
         expires_at=now + timedelta(seconds=choices.FILE_TTL_SECONDS),
     )
+
+
+def checked_mime(path: Path, kind: str, rules: dict) -> str:
+    with path.open("rb") as handle:
+        mime = detect_mime(handle.read(4096))
+    if mime not in rules["mime_types"]:
+        accepted = ", ".join(rules["mime_types"])
+        found = mime or "an unrecognised format"
+        raise validation_failed(f"file: content is {found}; {kind} files must be {accepted}")
+    return mime
 
 
 def detect_mime(head: bytes) -> str | None:

@@ -127,8 +127,8 @@ def create_generation(call: Call) -> dict:
         raise validation_failed(f"model: {row['id']} is a chat model; use POST /chat/completions")
     if row["api_status"] != "available":
         raise validation_failed(f"model: {row['id']} is {row['api_status']} in the Public API")
-    check_prompt(row, body.get("prompt"))
     check_params(row, body.get("params"))
+    check_prompt(row, body.get("prompt"), body.get("params"))
     check_references(row, (body.get("params") or {}).get("referenceMediaItems"), call)
     generation = do_submit(call, row, body)
     return serialize(generation)

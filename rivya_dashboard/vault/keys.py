@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.rivya.client import RivyaClient
-from rivya_dashboard.rivya.errors import AuthError, NotFound, RivyaError
+from rivya_dashboard.rivya.errors import AuthError, NotFound, RivyaError, Unavailable
 from rivya_dashboard.vault import ledger, ssrf, transport
 from rivya_dashboard.vault.models import (
     KEY_PREFIX,
@@ -117,6 +117,17 @@ def probe_scope(client: RivyaClient, scope: str) -> tuple[str, RivyaError | None
     return "ok", None
 
 
+def refusal_message(key: ApiKey, exc: RivyaError) -> str:
+    if isinstance(exc, Unavailable) and exc.status is None:
+        # The transport's own wording names pools and sockets; the member needs the address.
+        return _(
+            "Could not reach %(url)s. Check the address and the server's network, then try again."
+        ) % {"url": key.base_url}
+    if isinstance(exc, AuthError):
+        return _("Rivya did not accept this key: %(message)s") % {"message": exc.message}
+    return _("Rivya could not test this key: %(message)s") % {"message": exc.message}
+
+
 def probe_key(key: ApiKey, client: RivyaClient, actor: User | None) -> ProbeResult:
     """Test the key (saved or not) through its client. Every call is a ledger row."""
     result = ProbeResult()
@@ -128,10 +139,7 @@ def probe_key(key: ApiKey, client: RivyaClient, actor: User | None) -> ProbeResu
                 if answer is not None:
                     ledger.settle_failure(entry, answer)
         except RivyaError as exc:
-            raise KeyRejected(
-                _("Rivya did not accept this key: %(message)s") % {"message": exc.message},
-                request_id=exc.request_id,
-            ) from None
+            raise KeyRejected(refusal_message(key, exc), request_id=exc.request_id) from None
         result.scopes[scope] = state
     result.scopes.update({scope: "unchecked" for scope in UNPROBED_SCOPES})
     return result
@@ -215,7 +223,7 @@ def do_test_key(
         key.label,
         request=request,
         key_id=key.pk,
-        denied=sorted(s for s, state in probe.scopes.items() if state == "denied"),
+        denied=key.denied_scopes(),
     )
     return probe
 

@@ -96,6 +96,9 @@ class ApiKey(models.Model):
     def scope_state(self, scope: str) -> str:
         return self.scopes.get(scope, "unchecked")
 
+    def denied_scopes(self) -> list[str]:
+        return sorted(scope for scope, state in self.scopes.items() if state == "denied")
+
     def denied_actions(self) -> set[str]:
         return {
             action

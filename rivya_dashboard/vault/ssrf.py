@@ -187,7 +187,8 @@ def guarded_session() -> requests.Session:
     # A redirect is refused outright rather than followed, even by a caller that forgets
     # allow_redirects=False.
     session.max_redirects = 0
-    adapter = GuardedAdapter()
+    # As many pooled connections per host as a web process has threads (serve's default).
+    adapter = GuardedAdapter(pool_connections=4, pool_maxsize=32)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

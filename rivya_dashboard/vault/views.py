@@ -4,10 +4,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
@@ -58,11 +60,21 @@ def key_add(request: HttpRequest) -> HttpResponse:
         except keys.KeyRejected as exc:
             rejection = exc
         else:
-            messages.success(request, _("Key “%(label)s” tested and saved.") % {"label": key})
+            messages.success(request, added_message(key))
             return redirect("key-detail", pk=key.pk)
     status = 400 if (form.errors or rejection) else 200
     context = {"form": form, "rejection": rejection}
     return render(request, "vault/key_add.html", context, status=status)
+
+
+def added_message(key: ApiKey) -> str:
+    denied = key.denied_scopes()
+    if not denied:
+        return _("Key “%(label)s” tested and saved.") % {"label": key}
+    return _(
+        "Key “%(label)s” tested and saved, but it lacks these scopes: %(scopes)s. "
+        "Re-create it at Rivya with them if the team needs those pages."
+    ) % {"label": key, "scopes": ", ".join(denied)}
 
 
 @role_required(Role.ADMIN)
@@ -170,6 +182,9 @@ def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
         _("%(name)s may now use “%(label)s”.")
         % {"name": grant.member.get_username(), "label": key.label},
     )
+    if request.htmx:
+        # The new grant belongs in the table above the form: reload the whole page.
+        return HttpResponseClientRedirect(reverse("key-detail", args=[key.pk]))
     return redirect("key-detail", pk=key.pk)
 
 

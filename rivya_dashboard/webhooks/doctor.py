@@ -327,7 +327,8 @@ def rotated_out(
     result.matched = matched
     result.fail(
         "rotated_secret",
-        _("It was signed with %(label)s, which was rotated out.") % {"label": matched.label},
+        _("It was signed with the %(label)s, which this inbox no longer accepts.")
+        % {"label": matched.label},
         _(
             "The sender still signs with the old secret, or this is a delivery captured before "
             "the rotation: update the sender's secret, or re-send the event."

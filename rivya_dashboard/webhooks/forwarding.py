@@ -203,7 +203,7 @@ def do_replay(
         row.inbox.name,
         request=request,
         request_id=row.pk,
-        target=target[:200],
+        target_url=target[:200],
         resigned=secret_index is not None,
         edited=sent.edited,
         response_status=sent.response_status,
@@ -231,7 +231,7 @@ def do_bulk_replay(
         inbox.name,
         request=request,
         count=len(ids),
-        target=target[:200],
+        target_url=target[:200],
     )
     transaction.on_commit(lambda: replay_many.enqueue(ids, target, actor.pk, allow_local))
     return len(ids)

@@ -149,6 +149,10 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     assert image_is_drawn(page, ".gallery img")
     screenshot(page, "gallery")
 
+    page.goto("/generations/")
+    expect(page.locator("#job-list")).to_contain_text("nano-banana-2")
+    screenshot(page, "history")
+
     settings.RIVYA_SANDBOX = False
     assert page.request.get(job.result_urls[0]).status == 404
     page.goto(f"/generations/{job.pk}/")

@@ -225,3 +225,34 @@ def test_faults_can_be_set_globally_and_per_key(api, raw_key):
     assert time.monotonic() - started >= 0.12
     with pytest.raises(ValueError, match="Unknown fault"):
         faults.set_global_faults({"boom": True})
+
+
+def test_a_stored_fault_can_be_limited_to_the_next_requests(api, raw_key):
+    faults.set_key_faults(find_key(raw_key), {"status": 503, "times": 2})
+    assert [api.get("/credits").status_code for _ in range(3)] == [503, 503, 200]
+    assert find_key(raw_key).faults == {}
+    faults.set_global_faults({"status": 500, "times": 1})
+    assert [api.get("/credits").status_code for _ in range(2)] == [500, 200]
+    response = api.get("/credits", headers={"X-Sandbox-Fault": "status=503, times=1"})
+    assert response.status_code == 400
+    with pytest.raises(ValueError, match="number of requests"):
+        faults.set_global_faults({"status": 500, "times": 0})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/generations", '{"model": "z-image", "prompt": "a\\u0000b"}', "NUL"),
+        ("/generations", '{"model": "z-image", "prompt": "\\ud800"}', "valid Unicode"),
+        ("/chat/completions", '{"model": "gpt-5-2-chat", "message": "\\udfff"}', "valid Unicode"),
+    ],
+)
+def test_text_a_database_cannot_store_is_refused(api, path, body, message):
+    response = api.post(path, body)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+
+
+def test_nul_in_identifiers_and_query_parameters_is_refused(api):
+    assert api.get("/generations/task_%00x").status_code == 400
+    assert api.get("/chat/sessions", model="a\x00b").status_code == 400

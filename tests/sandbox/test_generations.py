@@ -160,6 +160,11 @@ def test_another_accounts_task_is_not_found(api):
         ({"model": "demo-coming-soon-video", "prompt": "x"}, "coming_soon"),
         ({"model": "demo-studio-only-image", "prompt": "x"}, "studio_only"),
         ({"model": "z-image"}, "prompt: is required"),
+        ({"model": "elevenlabs-dialogue-v3"}, "prompt: send a prompt or params"),
+        (
+            {"model": "demo-requires-files-audio", "prompt": "x"},
+            "demo-requires-files-audio needs an uploaded audio file",
+        ),
         ({"model": "z-image", "prompt": "x" * 1001}, "prompt: must be at most 1000"),
         ({"model": "z-image", "prompt": 5}, "prompt: must be of type string"),
         ({"model": "z-image", "prompt": "x", "files": []}, "files: is not a known field"),

@@ -6,6 +6,9 @@ import stat
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 
 from rivya_dashboard.vault import crypto
 
@@ -137,3 +140,17 @@ def test_env_keyring_cannot_be_extended_by_the_console(settings):
     settings.RIVYA_KEYRING = entry("ka", 1)
     with pytest.raises(ImproperlyConfigured, match="put a new entry first"):
         crypto.add_primary_key()
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(plain=st.text(max_size=80), index=st.integers(min_value=0), bit=st.integers(0, 7))
+def test_any_flipped_bit_is_refused(plain, index, bit):
+    ring = crypto.Keyring({"ka": crypto.AESGCM(bytes(32))}, "ka", None)
+    token = crypto.encrypt(plain, row=ROW, ring=ring)
+    body = token.split(":", 2)[2]
+    raw = bytearray(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    raw[index % len(raw)] ^= 1 << bit
+    tampered = "v1:ka:" + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    assert crypto.decrypt(token, row=ROW, ring=ring) == plain
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt(tampered, row=ROW, ring=ring)

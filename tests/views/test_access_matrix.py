@@ -27,6 +27,7 @@ ACCESS: dict[str, Access] = {
     "home": Access(Role.VIEWER),
     "healthz": Access(PUBLIC),
     "setup": Access(PUBLIC),
+    "language": Access(PUBLIC, method="POST"),
     "login": Access(PUBLIC),
     "logout": Access(PUBLIC, method="POST"),
     "team": Access(Role.OWNER),
@@ -86,6 +87,42 @@ ACCESS: dict[str, Access] = {
     "files": Access(Role.VIEWER),
     "file-upload": Access(Role.OPERATOR, method="POST"),
     "file-detail": Access(Role.VIEWER, kwargs={"pk": 1}),
+    "credits": Access(Role.VIEWER),
+    "credits-refresh": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
+    "credits-alert": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "usage": Access(Role.VIEWER),
+    "usage-export": Access(Role.VIEWER),
+    "webhooks": Access(Role.ADMIN),
+    "webhook-create": Access(Role.ADMIN, kwargs={"key_pk": 1}),
+    "webhook-deliveries": Access(Role.ADMIN, kwargs={"key_pk": 1}),
+    "webhook-events": Access(Role.ADMIN, kwargs={"key_pk": 1}),
+    "webhook-detail": Access(Role.ADMIN, kwargs={"key_pk": 1, "endpoint_id": "whend_x"}),
+    "webhook-edit": Access(
+        Role.ADMIN, method="POST", kwargs={"key_pk": 1, "endpoint_id": "whend_x"}
+    ),
+    "webhook-status": Access(
+        Role.ADMIN, method="POST", kwargs={"key_pk": 1, "endpoint_id": "whend_x"}
+    ),
+    "webhook-rotate": Access(
+        Role.ADMIN, method="POST", kwargs={"key_pk": 1, "endpoint_id": "whend_x"}
+    ),
+    "webhook-delete": Access(Role.ADMIN, kwargs={"key_pk": 1, "endpoint_id": "whend_x"}),
+    "webhook-test": Access(
+        Role.ADMIN, method="POST", kwargs={"key_pk": 1, "endpoint_id": "whend_x"}
+    ),
+    "webhook-alert-ack": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "inbox": Access(Role.OPERATOR),
+    "inbox-create": Access(Role.ADMIN, method="POST"),
+    "inbox-detail": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "inbox-settings": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "inbox-secret": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "inbox-delete": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
+    "inbox-doctor": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "inbox-bulk-replay": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "inbox-request": Access(Role.OPERATOR, kwargs={"pk": 1}),
+    "inbox-replay": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
+    # The token is the inbox's credential: anyone may knock, an unknown token gets 404.
+    "inbox-receive": Access(PUBLIC, method="POST", kwargs={"token": "not-a-real-token"}),
 }
 
 # URL namespaces whose every pattern shares one rule.

@@ -194,19 +194,54 @@ def test_a_reset_mid_stream_ends_with_one_error_and_keeps_the_text(clients, chat
     assert turn.error_message
 
 
-def test_a_refusal_before_the_stream_shows_in_the_input_area(clients, chat_ready, sandbox_key):
+def test_a_refusal_before_the_stream_reaches_the_input_area_through_the_stream(
+    clients, chat_ready, sandbox_key
+):
     Account.objects.filter(pk=find_key(sandbox_key).account_id).update(credits=0)
     client = clients[Role.OPERATOR]
 
     response = start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    turn = ChatTurn.objects.get()
+    events = read_stream(client, turn)
 
-    assert response.status_code == 200
-    assert response["HX-Retarget"] == "#composer"
+    assert response.status_code == 204
+    assert [kind for _, kind, _ in events] == ["error"]
+    refusal = events[0][2]
+    assert refusal["rejected"] is True
+    assert refusal["request_id"].startswith("req_")
+    assert refusal["message"] == "Hello there, sandbox"
+    assert "credits" in refusal["text"].lower()
+    assert LedgerEntry.objects.get(operation="chat.stream").error_code == "insufficient_credits"
+    page = client.get(reverse("chat-session", args=[turn.session_id])).content.decode()
+    assert f'id="turn-{turn.pk}"' not in page
+
+
+def test_without_javascript_a_refusal_is_shown_in_the_form(clients, chat_ready, sandbox_key):
+    Account.objects.filter(pk=find_key(sandbox_key).account_id).update(credits=0)
+
+    response = start_chat(clients[Role.OPERATOR], chat_ready)
+
+    assert response.status_code == 400
     html = response.content.decode()
     assert "request id req_" in html
     assert "Hello there, sandbox" in html
     assert not ChatSession.objects.exists()
-    assert LedgerEntry.objects.get(operation="chat.stream").error_code == "insufficient_credits"
+
+
+def test_a_refused_regeneration_keeps_the_earlier_reply(clients, chat_ready, sandbox_key):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+    Account.objects.filter(pk=find_key(sandbox_key).account_id).update(credits=0)
+
+    client.post(reverse("chat-turn-regenerate", args=[first.pk]), HTTP_HX_REQUEST="true")
+    fresh = ChatTurn.objects.exclude(pk=first.pk).get()
+    events = read_stream(client, fresh)
+
+    assert events[-1][2]["rejected"] is True
+    wait_for_quiet()
+    assert list(first.session.visible_turns()) == [first]
 
 
 def test_the_same_idempotency_key_sends_once(clients, chat_ready):

@@ -316,3 +316,14 @@ def test_side_by_side_needs_two_or_three_models(operator, catalogue):
     data = {"nonce": "c", "key": str(catalogue.pk), "models": ["z-image"], "prompt": "x"}
     response = operator.post(reverse("side-by-side"), data)
     assert response.status_code == 400 and "Pick two or three" in response.content.decode()
+
+
+def test_a_submit_starts_one_housekeeping_chain(operator, catalogue, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    operator.post(reverse("generate-submit"), form_data(catalogue, nonce="a"))
+    operator.post(reverse("generate-submit"), form_data(catalogue, nonce="b"))
+    paths = list(DBTaskResult.objects.values_list("task_path", flat=True))
+    assert paths.count("rivya_dashboard.console.tasks.housekeeping") == 1
+    assert paths.count("rivya_dashboard.console.tasks.poll_generation") == 2

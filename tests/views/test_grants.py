@@ -189,6 +189,13 @@ def test_htmx_gets_the_form_partial(clients, members, vault_key):
     body = response.content.decode()
     assert response.status_code == 400
     assert body.lstrip().startswith('<form id="grant-form"') and "<html" not in body
+    done = clients[Role.OWNER].post(
+        reverse("grant-create", args=[vault_key.pk]),
+        {"member": members[Role.OPERATOR].pk, "actions": ["browse"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert done["HX-Redirect"] == reverse("key-detail", args=[vault_key.pk])
+    assert KeyGrant.objects.filter(member=members[Role.OPERATOR]).exists()
 
 
 def test_edit_and_revoke(clients, members, vault_key):

@@ -3,20 +3,22 @@
 import io
 
 import pytest
+import requests
 from django.core.management import call_command
 from django.urls import reverse
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
+from rivya_dashboard.rivya import client as rivya_client
 from rivya_dashboard.sandbox.keys import issue_key
-from rivya_dashboard.vault import crypto
+from rivya_dashboard.vault import crypto, transport
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
 
 pytestmark = pytest.mark.django_db
 
 
-def add(client, raw: str, **fields):
+def add(client, raw: str, follow: bool = False, **fields):
     data = {"label": "Main", "environment": "sandbox", "secret": raw, **fields}
-    return client.post(reverse("key-add"), data)
+    return client.post(reverse("key-add"), data, follow=follow)
 
 
 def test_it_tests_the_key_then_stores_only_ciphertext(owner_client, sandbox_key, api_in_process):
@@ -42,7 +44,8 @@ def test_it_tests_the_key_then_stores_only_ciphertext(owner_client, sandbox_key,
 
 def test_it_reports_missing_scopes(owner_client, api_in_process):
     raw = issue_key(scopes=["credits:read", "files:read"])
-    add(owner_client, raw)
+    response = add(owner_client, raw, follow=True)
+    assert "lacks these scopes: chat:read, generations:read" in response.content.decode()
     key = ApiKey.objects.get()
     assert key.scope_state("credits:read") == "ok"
     assert key.scope_state("files:read") == "ok"
@@ -257,3 +260,24 @@ def test_the_dashboard_offers_the_sandbox_until_a_key_exists(clients, api_in_pro
     clients[Role.ADMIN].post(reverse("key-sandbox"))
     assert ApiKey.objects.filter(environment="sandbox").exists()
     assert reverse("key-sandbox") not in clients[Role.ADMIN].get(home).content.decode()
+
+
+class Unreachable(requests.adapters.BaseAdapter):
+    def send(self, request, **kwargs):
+        raise requests.ConnectionError("GuardedHTTPSPool(host='rivya.ai'): internals")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_an_unreachable_api_is_named_by_its_address(owner_client, monkeypatch):
+    session = requests.Session()
+    session.mount("https://", Unreachable())
+    monkeypatch.setattr(transport, "session_for", lambda environment: session)
+    monkeypatch.setattr(rivya_client.time, "sleep", lambda seconds: None)
+    response = add(owner_client, "rvya_sk_" + "U" * 40, environment="production")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Could not reach https://rivya.ai/api/v1" in body
+    assert "GuardedHTTPSPool" not in body
+    assert not ApiKey.objects.exists()

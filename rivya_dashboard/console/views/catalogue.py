@@ -23,12 +23,13 @@ from rivya_dashboard.vault.models import Action
 @role_required(Role.VIEWER)
 @require_GET
 def catalogue(request: HttpRequest) -> HttpResponse:
-    filters = models_catalog.CatalogueFilterForm(request.GET or None)
+    every_model = list(CatalogueModel.objects.all())
+    filters = models_catalog.CatalogueFilterForm(every_model, request.GET or None)
     context = {
         "filters": filters,
-        "models": filters.apply(CatalogueModel.objects.all()),
+        "models": filters.matching(),
         "sync": CatalogueSync.current(),
-        "total": CatalogueModel.objects.count(),
+        "total": len(every_model),
         "can_generate": request.user.has_role(Role.OPERATOR),
     }
     template = "console/models.html#model-list" if request.htmx else "console/models.html"

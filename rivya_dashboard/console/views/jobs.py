@@ -20,7 +20,8 @@ from rivya_dashboard.vault.grants import GrantRefused
 
 
 def _visible_job(request: HttpRequest, pk: int) -> Generation:
-    return get_object_or_404(generations.visible_generations(request.user), pk=pk)
+    visible = generations.visible_generations(request.user).select_related("key")
+    return get_object_or_404(visible, pk=pk)
 
 
 @role_required(Role.VIEWER)
@@ -51,7 +52,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
     visible = generations.visible_generations(request.user)
     filters = history.HistoryFilterForm(visible, request.GET or None)
     outputs = history.gallery_outputs(filters.apply(visible))
-    page = Paginator(outputs, 48).get_page(request.GET.get("page"))
+    page = Paginator(outputs, history.GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "query": _query_without_page(request)}
     template = "console/gallery.html#tiles" if request.htmx else "console/gallery.html"
     return render(request, template, context)

@@ -8,17 +8,19 @@ from django.views.decorators.http import require_GET
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.console.dashboard import glance
 from rivya_dashboard.console.first_steps import first_steps
-from rivya_dashboard.console.generations import visible_generations
 
 
 @role_required(Role.VIEWER)
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    checklist = first_steps(request.user)
     context = {
-        "checklist": first_steps(request.user),
+        "checklist": checklist,
+        "checklist_left": sum(1 for step in checklist if not step.done),
         "member_count": User.objects.filter(is_active=True).count(),
-        "running_jobs": list(visible_generations(request.user).running()[:5]),
+        "glance": glance(request.user),
     }
     return render(request, "console/home.html", context)
 

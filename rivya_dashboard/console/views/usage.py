@@ -16,11 +16,10 @@ from rivya_dashboard.vault.forms import ledger_csv_rows
 @require_GET
 def usage_page(request: HttpRequest) -> HttpResponse:
     form = usage.usage_form(request.GET.dict())
-    if not form.is_valid():
-        return render(request, "console/usage.html", {"form": form}, status=400)
-    context = {"form": form, **usage.report(form)}
-    template = "console/usage.html#report" if request.htmx else "console/usage.html"
-    return render(request, template, context)
+    valid = form.is_valid()
+    context = {"form": form, **(usage.report(form) if valid else {})}
+    template = "console/usage.html#usage" if request.htmx else "console/usage.html"
+    return render(request, template, context, status=200 if valid else 400)
 
 
 @role_required(Role.VIEWER)

@@ -38,7 +38,7 @@ class Command(BaseCommand):
             )
         except keys.KeyRejected as exc:
             raise CommandError(keys.rejection_text(exc)) from None
-        denied = sorted(s for s, state in key.scopes.items() if state == "denied")
+        denied = key.denied_scopes()
         self.stdout.write(f"Stored key {key.label} ({key.display}) for {key.base_url}.")
         if denied:
             self.stdout.write(f"Scopes missing: {', '.join(denied)}.")

@@ -1,0 +1,46 @@
+"""What the dashboard home shows at a glance: balance, today's spend, running jobs, failures."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.console import credits, usage
+from rivya_dashboard.console.generations import visible_generations
+from rivya_dashboard.console.models import Generation, Status
+from rivya_dashboard.vault.grants import day_period
+from rivya_dashboard.vault.models import ApiKey, LedgerEntry
+from rivya_dashboard.webhooks.models import FailureAlert
+
+RECENT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Glance:
+    balances: list[credits.Balance]
+    total_balance: Decimal | None
+    team_today: usage.Totals
+    mine_today: usage.Totals
+    running_jobs: list[Generation]
+    failed_jobs: list[Generation]
+    webhook_alerts: list[FailureAlert]
+
+
+def glance(user: User) -> Glance:
+    now = timezone.now()
+    today = LedgerEntry.objects.filter(at__gte=day_period(now).start)
+    found = credits.balances(list(ApiKey.objects.filter(status="active")))
+    jobs = visible_generations(user)
+    failed = jobs.filter(status=Status.FAILED, created_at__gte=now - timedelta(days=RECENT_DAYS))
+    alerts = FailureAlert.objects.filter(acknowledged_at__isnull=True)
+    return Glance(
+        balances=found,
+        total_balance=credits.total_balance(found),
+        team_today=usage.totals(today),
+        mine_today=usage.totals(today.filter(member=user)),
+        running_jobs=list(jobs.running()[:5]),
+        failed_jobs=list(failed[:5]),
+        webhook_alerts=list(alerts[:5]) if user.has_role(Role.ADMIN) else [],
+    )
