@@ -230,7 +230,10 @@ def main() -> int:
     rate = len(ingest.latencies) / elapsed
     p50 = statistics.median(ingest.latencies) * 1000 if ingest.latencies else 0
     p99 = percentile(ingest.latencies, 0.99) * 1000
-    print(f"baseline /healthz: {bare_rate:.0f} req/s, statuses {bare.statuses}")
+    bare_p99 = percentile(bare.latencies, 0.99) * 1000
+    print(
+        f"baseline /healthz: {bare_rate:.0f} req/s, p99 {bare_p99:.1f} ms, statuses {bare.statuses}"
+    )
     print(
         f"inbox: {len(ingest.latencies)} deliveries in {elapsed:.1f} s with {options.senders} "
         f"senders ({ingest.duplicates_sent} duplicates), statuses {ingest.statuses}, "

@@ -6,7 +6,7 @@ upstream stream never competes with the console for the same threads). Then:
 
 1. For 1, 3 and 5 concurrent streams, `--rounds` times each, alternately: the same turn read
    straight from the sandbox (POST /chat/completions/stream), and through the console as a browser
-   does it (POST the turn, GET its event stream). Added time to first token = console − direct,
+   does it (POST the turn, GET its event stream). Added time to first token = console - direct,
    at the median and p95; added total stream time likewise. Targets: ≤ 10 ms p50, ≤ 25 ms p95,
    ≤ 30 ms total (p50).
 2. Waves of 50 new chats at once for `--seconds` (at least one wave), with slower tokens so the
@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,7 +79,7 @@ client.force_login(owner)
 print(json.dumps({{"raw": raw, "key": key.pk, "cookie": client.cookies["sessionid"].value}}))
 """
 
-TOKEN_DELAY = """
+DELAY_SCRIPT = """
 from rivya_dashboard.sandbox.models import SandboxSettings
 SandboxSettings.objects.filter(pk=SandboxSettings.load().pk).update(token_delay_ms={ms})
 """
@@ -204,6 +206,10 @@ class Browser:
         self.url = url
         self.key = key
         self.http = requests.Session()
+        # gunicorn drops idle keep-alive connections after 2 s; a request sent on one just as it
+        # closes is reset. Resending is safe: every POST carries its idempotency key.
+        retry = Retry(total=2, connect=2, read=2, status=0, allowed_methods=None)
+        self.http.mount("http://", HTTPAdapter(max_retries=retry))
         self.http.cookies.set("sessionid", cookie)
         self.http.get(url + "/chat/", timeout=TIMEOUT).raise_for_status()
         self.csrf = self.http.cookies["csrftoken"]
@@ -219,9 +225,7 @@ class Browser:
         path = found.group(1)
         after = re.search(r'data-after="(\d+)"', html).group(1)
         stream_started = time.perf_counter()
-        response = self.http.get(
-            f"{self.url}{path}?after={after}", stream=True, timeout=TIMEOUT
-        )
+        response = self.http.get(f"{self.url}{path}?after={after}", stream=True, timeout=TIMEOUT)
         reading = read(response, started, {"done", "error", "stopped"})
         reading.first_byte -= (stream_started - started) * 1000
         return reading
@@ -247,7 +251,9 @@ def at_once(count: int, work: Callable[[int], object]) -> list:
 
 
 def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
 def added_latency(console: str, api: str, setup: dict, rounds: int) -> bool:
@@ -345,7 +351,7 @@ def main() -> int:
         output = manage("shell", "-c", SETUP.format(upstream=api), env=env)
         setup = json.loads(output.strip().splitlines()[-1])
         latency_ok = added_latency(console, api, setup, args.rounds)
-        manage("shell", "-c", TOKEN_DELAY.format(ms=LOAD_TOKEN_DELAY_MS), env=env)
+        manage("shell", "-c", DELAY_SCRIPT.format(ms=LOAD_TOKEN_DELAY_MS), env=env)
         load_ok = load(console, setup, args.seconds)
     verdict = "PASS" if latency_ok and load_ok else "FAIL"
     print(

@@ -2,16 +2,16 @@
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import AuditEvent, User
+from rivya_dashboard.date_range import DateRangeForm
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(DateRangeForm):
     actor = forms.ModelChoiceField(
         label=_("Actor"),
         queryset=User.objects.order_by("username"),
@@ -25,20 +25,6 @@ class AuditFilterForm(forms.Form):
         # A prefix matches: "member." finds every member action.
         widget=forms.TextInput(attrs={"list": "audit-actions", "placeholder": _("e.g. member.")}),
     )
-    date_from = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def clean(self) -> dict:
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The start date is after the end date; swap them."))
-        return data
-
     def known_actions(self) -> list[str]:
         """Suggestions for the action field: every action the log holds."""
         actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
@@ -56,15 +42,7 @@ class AuditFilterForm(forms.Form):
             events = events.filter(actor=data["actor"])
         if data["action"]:
             events = events.filter(action__startswith=data["action"].strip())
-        if data["date_from"]:
-            events = events.filter(at__gte=day_start(data["date_from"]))
-        if data["date_to"]:
-            events = events.filter(at__lt=day_start(data["date_to"]) + timedelta(days=1))
-        return events
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+        return self.within_dates(events)
 
 
 def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[str]]:

@@ -49,7 +49,7 @@ SIGN_IN_AND_PASSWORDS = (
     gettext_noop("Password"),
     gettext_noop("Password confirmation"),
     gettext_noop("Enter the same password as before, for verification."),
-    gettext_noop("The two password fields didn’t match."),
+    gettext_noop("The two password fields didn’t match."),  # noqa: RUF001 (Django's own msgid)
     gettext_noop(
         "Please enter a correct %(username)s and password. Note that both fields may be "
         "case-sensitive."
@@ -72,11 +72,11 @@ SIGN_IN_AND_PASSWORDS = (
         "min_length",
     ),
     gettext_noop("The password is too similar to the %(verbose_name)s."),
-    gettext_noop("Your password can’t be too similar to your other personal information."),
+    gettext_noop("Your password can’t be too similar to your other personal information."),  # noqa: RUF001 (Django's own msgid)
     gettext_noop("This password is too common."),
-    gettext_noop("Your password can’t be a commonly used password."),
+    gettext_noop("Your password can’t be a commonly used password."),  # noqa: RUF001 (Django's own msgid)
     gettext_noop("This password is entirely numeric."),
-    gettext_noop("Your password can’t be entirely numeric."),
+    gettext_noop("Your password can’t be entirely numeric."),  # noqa: RUF001 (Django's own msgid)
 )
 
 # The month names of the Urdu date formats, the units of `timesince` and `filesizeformat`.

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rivya_dashboard.accounts import team
@@ -30,6 +31,7 @@ from rivya_dashboard.csv_export import csv_download
 
 
 @login_not_required
+@sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def setup(request: HttpRequest) -> HttpResponse:
     if setup_done():
@@ -67,13 +69,17 @@ sign_in = login_not_required(SignInView.as_view())
 @role_required(Role.OWNER)
 @require_GET
 def team_page(request: HttpRequest) -> HttpResponse:
-    context = {
+    invite_form = InviteForm(initial={"days": settings.RIVYA_INVITE_DAYS})
+    return render(request, "accounts/team.html", team_context(invite_form))
+
+
+def team_context(invite_form: InviteForm) -> dict:
+    return {
         "members": User.objects.order_by("-is_active", "username"),
         "invites": Invite.objects.pending().select_related("created_by")[:50],
-        "invite_form": InviteForm(initial={"days": settings.RIVYA_INVITE_DAYS}),
+        "invite_form": invite_form,
         "role_choices": Role.choices,
     }
-    return render(request, "accounts/team.html", context)
 
 
 @role_required(Role.OWNER)
@@ -81,13 +87,7 @@ def team_page(request: HttpRequest) -> HttpResponse:
 def invite_create(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
     if not form.is_valid():
-        context = {
-            "members": User.objects.order_by("-is_active", "username"),
-            "invites": Invite.objects.pending()[:50],
-            "invite_form": form,
-            "role_choices": Role.choices,
-        }
-        return render(request, "accounts/team.html", context, status=400)
+        return render(request, "accounts/team.html", team_context(form), status=400)
     invite, token = team.do_invite(request.user, request=request, **form.cleaned_data)
     link = request.build_absolute_uri(reverse("invite-accept", args=[token]))
     # The link is shown once: only its hash is stored.
@@ -105,6 +105,7 @@ def invite_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_not_required
+@sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     invite = Invite.objects.filter(token_hash=hash_token(token)).first()

@@ -8,10 +8,11 @@ from rivya_dashboard.chat.models import ChatSession, ChatTurn
 
 
 def turn_record(turn: ChatTurn) -> dict:
+    progress = turn.progress()
     return {
         "message": turn.message,
-        "reply": turn.text_so_far(),
-        "thinking": turn.thinking_so_far() or None,
+        "reply": progress.text,
+        "thinking": progress.thinking or None,
         "status": turn.status,
         "model": turn.model,
         "created_at": turn.created_at.isoformat(),
@@ -46,7 +47,7 @@ def session_markdown(session: ChatSession) -> str:
         lines.append(f"- {_('Rivya session')}: `{session.remote_id}`")
     for turn in session.visible_turns():
         lines += ["", f"## {_('You')}", "", turn.message, "", f"## {_('Assistant')}", ""]
-        lines.append(turn.text_so_far() or f"_{_('(no text)')}_")
+        lines.append(turn.progress().text or f"_{_('(no text)')}_")
         lines += ["", f"> {usage_line(turn)}"]
     return "\n".join(lines) + "\n"
 

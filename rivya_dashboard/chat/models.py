@@ -106,9 +106,6 @@ class ChatTurn(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.TERMINAL
 
-    def last_seq(self) -> int:
-        return self.events.aggregate(last=models.Max("seq"))["last"] or 0
-
     def progress(self) -> "Progress":
         """What has arrived so far, read in one query so the text and the resume point agree."""
         if self.is_finished:
@@ -122,22 +119,12 @@ class ChatTurn(models.Model):
             last = max(last, seq)
         return Progress("".join(reply), "".join(thinking), last)
 
-    def text_so_far(self) -> str:
-        return self.progress().text
-
-    def thinking_so_far(self) -> str:
-        return self.progress().thinking
-
     def reply_html(self) -> SafeString:
         return render_markdown(self.reply)
 
     @property
     def duration_seconds(self) -> float | None:
         return None if self.duration_ms is None else self.duration_ms / 1000
-
-    @property
-    def credits_charged(self) -> int | None:
-        return self.credits_final if self.credits_final is not None else self.credits_reserved
 
 
 @dataclass(frozen=True)

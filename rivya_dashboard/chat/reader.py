@@ -66,13 +66,14 @@ def start_reading(turn: ChatTurn, reserve: int | None) -> LiveTurn:
 
 def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None) -> None:
     _reading.live = live
+    reader = ReplyReader(turn, live, reserve)
     try:
-        ReplyReader(turn, live, reserve).run()
+        reader.run()
     except Exception:
         log.exception("reading the reply of chat turn %s failed", turn.pk)
         if not live.is_closing:
-            message = _("The console failed while reading this reply. Try again.")
-            live.close_with(Frame(1, Kind.ERROR, message), status=Status.FAILED)
+            message = _("The console failed while reading this reply. The text so far is kept.")
+            reader.close(Kind.ERROR, Status.FAILED, message, None, error_message=message)
     finally:
         _reading.live = None
         connection.close()

@@ -238,7 +238,7 @@ def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
     last = after
     quiet_since = time.monotonic()
     while True:
-        frames = next_frames(turn_id, last, quiet_since)
+        frames = next_frames(turn_id, last, quiet_since, eager=last == after)
         for frame in frames:
             yield frame
             last = frame.seq
@@ -251,7 +251,9 @@ def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
             yield None
 
 
-def next_frames(turn_id: int, last: int, quiet_since: float) -> list[Frame]:
+def next_frames(turn_id: int, last: int, quiet_since: float, eager: bool) -> list[Frame]:
+    """Eager until the first frame (time to first token); afterwards the saver writes only
+    every FLUSH_SECONDS, so polling the database more often would find nothing new."""
     live = LIVE.get(turn_id)
     if live is not None:
         return live.frames_after(last, timeout=HEARTBEAT_SECONDS)
@@ -264,7 +266,7 @@ def next_frames(turn_id: int, last: int, quiet_since: float) -> list[Frame]:
         abandoned = do_abandon_if_stale(turn_id)
         if abandoned is not None:
             return [abandoned]
-    time.sleep(TAIL_POLL_SECONDS)
+    time.sleep(TAIL_POLL_SECONDS if eager else FLUSH_SECONDS)
     return []
 
 

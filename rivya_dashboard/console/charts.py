@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-WIDTH = 720
-HEIGHT = 220
+WIDTH = 960
+HEIGHT = 240
 # Room for the value labels on the left and the dates underneath.
 PAD_START = 48
 PAD_END = 8
@@ -77,7 +77,9 @@ def nice_ceiling(value: float) -> float:
 
 
 def number_text(value: float) -> str:
-    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:,.2f}"
+    if value >= 10 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def y_scale(top: float, bottom_value: float = 0) -> tuple[list[Tick], float]:

@@ -27,7 +27,7 @@ from rivya_dashboard.rivya.errors import (
     RivyaError,
     Unavailable,
 )
-from rivya_dashboard.vault.grants import usable_keys
+from rivya_dashboard.vault.grants import GrantRefused, check_grant, usable_keys
 from rivya_dashboard.vault.models import Action, ApiKey
 
 GENERATION_CATEGORIES = ("image", "video", "audio")
@@ -59,6 +59,21 @@ def choose(user: User, model_id: str | None, key_id: str | None) -> Choice:
     model = next((m for m in models if m.model_id == model_id), models[0] if models else None)
     key = next((k for k in keys if str(k.pk) == str(key_id)), keys[0] if keys else None)
     return Choice(models, model, keys, key)
+
+
+def grant_refusal(user: User, key_id: str, choice: Choice) -> str:
+    """Why a posted key is not among the member's keys (expired grant, action removed, disabled
+    key), in the grant's own words; empty when it is usable or does not exist."""
+    if not key_id.isdigit() or any(str(key.pk) == key_id for key in choice.keys):
+        return ""
+    key = ApiKey.objects.filter(pk=key_id).first()
+    if key is None:
+        return ""
+    try:
+        check_grant(user, key, Action.GENERATE)
+    except GrantRefused as exc:
+        return str(exc)
+    return ""
 
 
 def build_form(

@@ -235,6 +235,10 @@ class BalanceReading(models.Model):
     def failed(self) -> bool:
         return self.credits is None
 
+    @property
+    def age_seconds(self) -> float:
+        return (timezone.now() - self.at).total_seconds()
+
 
 class BalanceAlert(models.Model):
     """The low-balance threshold of one key's account, where to tell, and whether it is crossed."""

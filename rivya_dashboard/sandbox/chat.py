@@ -310,6 +310,12 @@ class Turn:
             "credits": spent,
         }
 
+    def end_early(self, content: str) -> None:
+        """Keep what was produced, settle for it, and free the Idempotency-Key for a retry."""
+        self.complete(content)
+        if self.call.idempotency is not None:
+            idempotency.release(self.call.idempotency)
+
     def start_event(self) -> dict:
         return {
             "id": self.completion_id,
@@ -388,9 +394,30 @@ def stream_events(turn: Turn, faults: dict, delay: float) -> Iterator[bytes]:
         yield sse("error", {"error": {**error, "requestId": turn.call.request_id}})
     finally:
         if not finished:
-            turn.complete("".join(produced).rstrip())
-            if turn.call.idempotency is not None:
-                idempotency.release(turn.call.idempotency)
+            turn.end_early("".join(produced).rstrip())
+
+
+class TurnStream:
+    """The events of one streamed turn. A generator closed before its first step runs no code,
+    so closing this before the first event (the client left at once) still settles the turn."""
+
+    def __init__(self, turn: Turn, events: Iterator[bytes]) -> None:
+        self.turn = turn
+        self.events = events
+        self.started = False
+
+    def __iter__(self) -> "TurnStream":
+        return self
+
+    def __next__(self) -> bytes:
+        self.started = True
+        return next(self.events)
+
+    def close(self) -> None:
+        if not self.started:
+            self.started = True
+            self.turn.end_early("")
+        self.events.close()
 
 
 def replay_stream(call: Call, record: Any) -> HttpResponse:
@@ -429,7 +456,7 @@ def stream_completion(call: Call) -> HttpResponse:
     turn.begin()
     faults = call.faults
     delay_ms = faults.get("slow-drip", SandboxSettings.load().token_delay_ms)
-    return event_stream(stream_events(turn, faults, delay_ms / 1000))
+    return event_stream(TurnStream(turn, stream_events(turn, faults, delay_ms / 1000)))
 
 
 def serialize_session(session: ChatSession, message_count: int) -> dict:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from rivya_dashboard.sandbox.models import Generation, UploadedFile
 
@@ -97,7 +97,7 @@ def wav_bytes(pcm: bytes) -> bytes:
 
 
 @login_not_required
-@require_GET
+@require_safe
 def serve(request: HttpRequest, name: str) -> HttpResponse:
     if not settings.RIVYA_SANDBOX:
         raise Http404("The sandbox is switched off.")

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from rivya_dashboard.sandbox import choices
@@ -35,9 +36,9 @@ def hit(key: SandboxKey, limit: int) -> RateState:
     now = timezone.now()
     window = timedelta(seconds=choices.RATE_LIMIT_WINDOW_SECONDS)
     recent = RequestLog.objects.filter(key=key, created_at__gt=now - window).exclude(status=429)
-    used = recent.count()
-    oldest = recent.order_by("created_at").values_list("created_at", flat=True).first()
-    reset_at = (oldest or now) + window
+    found = recent.aggregate(used=Count("pk"), oldest=Min("created_at"))
+    used = found["used"]
+    reset_at = (found["oldest"] or now) + window
     reset = math.ceil(reset_at.timestamp())
     if used >= limit:
         retry_after = max(1, math.ceil(reset_at.timestamp() - time.time()))

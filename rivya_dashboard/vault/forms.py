@@ -1,7 +1,7 @@
 """Forms of the Keys section: add and replace a key, grants, and the ledger filters."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 
 from django import forms
 from django.conf import settings
@@ -10,11 +10,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.date_range import DateRangeForm
 from rivya_dashboard.vault.models import (
     Action,
     ApiKey,
     Environment,
     KeyGrant,
+    KeyStatus,
     LedgerEntry,
 )
 
@@ -83,10 +85,17 @@ class KeyDeleteForm(forms.Form):
 
 
 class StatusForm(forms.Form):
-    status = forms.ChoiceField(choices=[("active", "active"), ("disabled", "disabled")])
+    status = forms.ChoiceField(choices=KeyStatus.choices)
 
 
-CAP_TOO_LOW = _("A cap is at least 1 credit; leave it empty for none.")
+def cap_field(label: str, help_text: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=1,
+        help_text=help_text,
+        error_messages={"min_value": _("A cap is at least 1 credit; leave it empty for none.")},
+    )
 
 
 class GrantForm(forms.ModelForm):
@@ -95,20 +104,8 @@ class GrantForm(forms.ModelForm):
         choices=Action.choices,
         widget=forms.CheckboxSelectMultiple,
     )
-    daily_cap = forms.IntegerField(
-        label=_("Credit cap per day"),
-        required=False,
-        min_value=1,
-        help_text=_("Leave empty for no daily cap."),
-        error_messages={"min_value": CAP_TOO_LOW},
-    )
-    monthly_cap = forms.IntegerField(
-        label=_("Credit cap per month"),
-        required=False,
-        min_value=1,
-        help_text=_("Leave empty for no monthly cap."),
-        error_messages={"min_value": CAP_TOO_LOW},
-    )
+    daily_cap = cap_field(_("Credit cap per day"), _("Leave empty for no daily cap."))
+    monthly_cap = cap_field(_("Credit cap per month"), _("Leave empty for no monthly cap."))
     expires_at = forms.DateTimeField(
         label=_("Expires (UTC)"),
         required=False,
@@ -158,7 +155,7 @@ class GrantForm(forms.ModelForm):
         return expires
 
 
-class LedgerFilterForm(forms.Form):
+class LedgerFilterForm(DateRangeForm):
     member = forms.ModelChoiceField(
         label=_("Member"),
         queryset=User.objects.order_by("username"),
@@ -172,24 +169,13 @@ class LedgerFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any")), ("ok", _("Succeeded")), ("failed", _("Failed"))],
     )
-    date_from = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def clean(self) -> dict:
-        data = super().clean()
-        start, end = data.get("date_from"), data.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The start date is after the end date; swap them."))
-        return data
-
     def filtered(self) -> QuerySet[LedgerEntry]:
         entries = LedgerEntry.objects.all()
-        if not self.is_bound or not self.is_valid():
+        if not self.is_bound:
             return entries
+        if not self.is_valid():
+            # Rows under a filter error would look like its answer, so there are none.
+            return entries.none()
         data = self.cleaned_data
         if data["member"]:
             entries = entries.filter(member=data["member"])
@@ -202,15 +188,7 @@ class LedgerFilterForm(forms.Form):
             entries = entries.filter(ok)
         elif data["outcome"] == "failed":
             entries = entries.exclude(ok)
-        if data["date_from"]:
-            entries = entries.filter(at__gte=day_start(data["date_from"]))
-        if data["date_to"]:
-            entries = entries.filter(at__lt=day_start(data["date_to"]) + timedelta(days=1))
-        return entries
-
-
-def day_start(day) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+        return self.within_dates(entries)
 
 
 LEDGER_COLUMNS = [

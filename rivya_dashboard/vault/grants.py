@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.vault.forms import GrantForm
-from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
+from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, KeyStatus, LedgerEntry
 
 
 class GrantRefused(Exception):
@@ -66,7 +66,7 @@ def visible_keys(user: User) -> QuerySet[ApiKey]:
 def usable_keys(user: User, action: str, now: datetime | None = None) -> list[ApiKey]:
     """Active keys the member may use for action, for the key pickers of other pages."""
     now = now or timezone.now()
-    keys = visible_keys(user).filter(status="active")
+    keys = visible_keys(user).filter(status=KeyStatus.ACTIVE)
     if user.has_role(Role.ADMIN):
         return list(keys)
     grants = KeyGrant.objects.filter(member=user, key__in=keys).select_related("key")

@@ -60,6 +60,8 @@ def is_public(ip: IPAddress) -> bool:
         return all(is_public(address) for address in inner)
     return ip.is_global and not (
         ip.is_loopback
+        # fec0::/10 is deprecated but still routed by some stacks, and is_global allows it.
+        or getattr(ip, "is_site_local", False)
         or ip.is_private
         or ip.is_link_local
         or ip.is_reserved

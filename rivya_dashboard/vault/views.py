@@ -232,6 +232,7 @@ def ledger_page(request: HttpRequest) -> HttpResponse:
 def ledger_export(request: HttpRequest) -> HttpResponse:
     form = LedgerFilterForm(request.GET or None)
     if form.errors:
-        return render(request, "vault/ledger.html", {"form": form, "entries": []}, status=400)
+        context = {"form": form, "entries": [], "total": 0}
+        return render(request, "vault/ledger.html", context, status=400)
     stamp = timezone.now().strftime("%Y%m%d")
     return csv_download(ledger_csv_rows(form.filtered()), f"rivya-ledger-{stamp}.csv")

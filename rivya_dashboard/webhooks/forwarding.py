@@ -121,7 +121,7 @@ def send(
     started = time.monotonic()
     try:
         response = session.post(
-            target, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False
+            target, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
         )
     except requests.Timeout:
         return None, "", elapsed(started), _("No answer within 10 s.")
@@ -132,8 +132,14 @@ def send(
             elapsed(started),
             _("Could not connect: %(error)s") % {"error": type(error).__name__},
         )
-    excerpt = response.text[:EXCERPT_CHARS]
-    response.close()
+    # Only the start of the answer is kept; a huge or endless body is never read in full.
+    try:
+        raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
+    except (requests.RequestException, OSError, ValueError):
+        raw = b""
+    finally:
+        response.close()
+    excerpt = raw.decode(response.encoding or "utf-8", "replace")[:EXCERPT_CHARS]
     return response.status_code, excerpt, elapsed(started), ""
 
 

@@ -12,6 +12,7 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks import doctor
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState
+from rivya_dashboard.webhooks.receiver import forget_inbox
 
 # Secrets rotated out are kept (for the doctor to recognise) up to this many.
 RETIRED_KEPT = 5
@@ -59,6 +60,7 @@ def do_add_secret(
     values, meta = trim_retired(values, meta)
     inbox.store_secrets(values, meta)
     inbox.save(update_fields=["secrets_blob", "secret_meta"])
+    forget_inbox(inbox.token)
     record(
         user, "inbox.secret_added", inbox.name, request=request, preview=entry["preview"], why=why
     )
@@ -86,6 +88,7 @@ def do_end_overlap(user: User, inbox: Inbox, *, request: HttpRequest | None = No
         entry["state"] = SecretState.RETIRED
     inbox.store_secrets(*trim_retired(values, meta))
     inbox.save(update_fields=["secrets_blob", "secret_meta"])
+    forget_inbox(inbox.token)
     record(
         user,
         "inbox.overlap_ended",
@@ -100,6 +103,7 @@ def do_end_overlap(user: User, inbox: Inbox, *, request: HttpRequest | None = No
 def do_forget_secrets(user: User, inbox: Inbox, *, request: HttpRequest | None = None) -> None:
     inbox.store_secrets([], [])
     inbox.save(update_fields=["secrets_blob", "secret_meta"])
+    forget_inbox(inbox.token)
     record(user, "inbox.secrets_removed", inbox.name, request=request)
 
 
@@ -107,6 +111,7 @@ def do_link_endpoint(
     user: User, inbox: Inbox, key: ApiKey, endpoint: dict, *, request: HttpRequest | None = None
 ) -> None:
     Inbox.objects.filter(pk=inbox.pk).update(key=key, endpoint_id=endpoint["id"])
+    forget_inbox(inbox.token)
     inbox.key, inbox.endpoint_id = key, endpoint["id"]
     do_add_secret(
         user, inbox, endpoint["signing_secret"], request=request, why=f"endpoint {endpoint['id']}"
@@ -125,6 +130,7 @@ def do_update_settings(
     if "forward_url" in changed or "forward_enabled" in changed:
         inbox.forward_allows_local = may_reach_local(user)
     inbox.save()
+    forget_inbox(inbox.token)
     detail = {name: changes[name] for name in changed if name != "key"}
     if "key" in changed:
         detail["key_id"] = inbox.key_id
@@ -136,6 +142,7 @@ def do_delete_inbox(user: User, inbox: Inbox, *, request: HttpRequest | None = N
     count = inbox.requests.count()
     record(user, "inbox.deleted", inbox.name, request=request, requests=count)
     inbox.delete()
+    forget_inbox(inbox.token)
 
 
 def candidates(inbox: Inbox) -> list[doctor.Candidate]:

@@ -7,15 +7,21 @@ which is answered 200 as a duplicate and only counted on the stored copy. A copy
 rehearsal status (say 500) claims nothing, so the sender's retries are stored too.
 """
 
+import fcntl
 import json
+import os
 import threading
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState, Verdict
@@ -28,14 +34,53 @@ HEADER_STATUS = {
 }
 SEARCH_TEXT_LIMIT = 64 * 1024
 
-# SQLite has one writer at a time. Threads of this process queue on this lock, which hands over
-# at once, rather than in SQLite's busy handler, which sleeps in steps of up to 100 ms and turns
-# a burst of deliveries into a convoy (measured: p99 1.6 s without it, see bench/inbox_ingest.py).
-_sqlite_writer = threading.Lock()
+# SQLite has one writer at a time. Deliveries queue for it on a thread lock and a file lock,
+# which both hand over the moment the holder is done, instead of in SQLite's busy handler, which
+# sleeps in steps of up to 100 ms and turns a burst of deliveries into a convoy (measured with
+# bench/inbox_ingest.py: p99 1.6 s without the locks).
+_thread_lock = threading.Lock()
+_lock_file: int | None = None
+
+
+@contextmanager
+def sqlite_writer() -> Iterator[None]:
+    global _lock_file
+    with _thread_lock:
+        if _lock_file is None:
+            path = Path(settings.DATA_DIR) / "inbox-writer.lock"
+            _lock_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(_lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(_lock_file, fcntl.LOCK_UN)
 
 
 def one_writer() -> AbstractContextManager:
-    return _sqlite_writer if connection.vendor == "sqlite" else nullcontext()
+    return sqlite_writer() if connection.vendor == "sqlite" else nullcontext()
+
+
+# Inboxes by token, re-read at most every INBOX_CACHE_SECONDS: the lookup is a third of a
+# delivery's cost, and a settings or secret change may take that long to apply.
+INBOX_CACHE_SECONDS = 1.0
+_inboxes: dict[str, tuple[float, Inbox | None]] = {}
+
+
+def find_inbox(token: str) -> Inbox | None:
+    now = time.monotonic()
+    cached = _inboxes.get(token)
+    if cached is not None and now - cached[0] < INBOX_CACHE_SECONDS:
+        return cached[1]
+    inbox = Inbox.objects.filter(token=token).first()
+    if len(_inboxes) > 1000:
+        _inboxes.clear()  # unknown tokens must not grow the cache without bound
+    _inboxes[token] = (now, inbox)
+    return inbox
+
+
+def forget_inbox(token: str) -> None:
+    """Drop this process's cached copy after a change, so the change applies here at once."""
+    _inboxes.pop(token, None)
 
 
 @dataclass(frozen=True)
@@ -58,9 +103,9 @@ def event_fields(body: bytes) -> tuple[dict | None, str]:
     try:
         payload = json.loads(body)
     except ValueError:
-        return None, "The body is not JSON."
+        return None, _("The body is not JSON.")
     if not isinstance(payload, dict):
-        return None, "The body is JSON but not an object."
+        return None, _("The body is JSON but not an object.")
     return payload, ""
 
 
@@ -100,7 +145,9 @@ def ingest(
     row.body = body
     row.body_text = body[:SEARCH_TEXT_LIMIT].decode("utf-8", "replace")
     if method != "POST":
-        return refuse(row, Verdict.MALFORMED, 405, "method_not_allowed", "Send webhooks as POST.")
+        return refuse(
+            row, Verdict.MALFORMED, 405, "method_not_allowed", _("Send webhooks as POST.")
+        )
     verdict, code, reason, secret_state = verification(inbox, headers, body)
     if verdict == Verdict.REJECTED:
         return refuse(row, verdict, HEADER_STATUS.get(code, 401), code, reason)
@@ -114,6 +161,7 @@ def ingest(
     if inbox.answers_success and row.event_id:
         row.acked_event_id = row.event_id
     try:
+        # BEGIN IMMEDIATE on SQLite: the write lock is taken up front, never upgraded mid-way.
         with one_writer(), transaction.atomic():
             row.save()
     except IntegrityError:
@@ -131,14 +179,19 @@ def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str)
 
 
 def too_large_text() -> str:
-    return f"The body is over the inbox's {settings.RIVYA_INBOX_MAX_BODY_KB} KB limit."
+    return _("The body is over the inbox's %(kb)s KB limit.") % {
+        "kb": settings.RIVYA_INBOX_MAX_BODY_KB
+    }
 
 
 def duplicate(inbox: Inbox, event_id: str) -> Outcome:
     with one_writer():
-        InboxRequest.objects.filter(inbox=inbox, acked_event_id=event_id).update(
+        counted = InboxRequest.objects.filter(inbox=inbox, acked_event_id=event_id).update(
             duplicate_count=F("duplicate_count") + 1, last_duplicate_at=timezone.now()
         )
+    if not counted:
+        # No stored copy to count on: the inbox was deleted after this request looked it up.
+        return Outcome(404, {"error": "not_found"}, None)
     return Outcome(200, {"received": True, "id": event_id, "duplicate": True}, None)
 
 

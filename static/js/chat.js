@@ -70,6 +70,12 @@
       turn.replaceWith(fresh);
       if (window.htmx) window.htmx.process(fresh);
       enhance(fresh);
+      if (event.type === "stopped" && window.htmx) {
+        // Rivya settles a stopped reply a moment later; show the final credits once it has.
+        setTimeout(function () {
+          window.htmx.ajax("GET", fresh.getAttribute("data-turn-url"), { target: "#" + fresh.id, swap: "outerHTML" });
+        }, 2500);
+      }
     }
     follow();
   }
@@ -163,7 +169,9 @@
       stop();
       return;
     }
-    if (typing) return;
+    // "?" opens the sheet unless it is being typed into a message (an empty box still opens it).
+    var emptyComposer = target.matches && target.matches("[data-composer-input]") && !target.value;
+    if (typing && !(event.key === "?" && emptyComposer)) return;
     if (event.key === "?") {
       event.preventDefault();
       document.getElementById("chat-shortcuts").showModal();

@@ -98,6 +98,12 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     page = operator_page
     token_delay(80)
     page.goto("/chat/")
+    expect(page.get_by_label("Message")).to_be_focused()
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
+    capture(page, screenshot, "chat-new")
     send(page, "Write a concise launch plan")
 
     seen = set()
@@ -129,6 +135,8 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     wait_for_quiet()
     upstream = ChatMessage.objects.filter(role="assistant").order_by("-pk").first()
     assert LAST_WORDS not in upstream.content  # the sandbox saw its connection close mid-reply
+    charged = f"3 reserved → {upstream.credits['final']} credits"
+    expect(page.locator("[data-turn]").last.get_by_text(charged)).to_be_visible(timeout=5000)
     capture(page, screenshot, "chat-stopped")
 
     token_delay(20)

@@ -244,6 +244,16 @@ def test_a_client_that_disconnects_stops_the_generator(api):
     assert Account.objects.get().credits == 999
 
 
+@pytest.mark.django_db(transaction=True)  # see the disconnect test above
+def test_a_client_that_leaves_before_the_first_event_still_settles(api):
+    response = api.post("/chat/completions/stream", TURN)
+    response.close()
+    reply = ChatMessage.objects.get(role="assistant")
+    assert reply.content == ""
+    assert reply.credits == {"reserved": 3, "final": 1}
+    assert Account.objects.get().credits == 999
+
+
 def test_heartbeats_keep_a_slow_stream_alive(api, monkeypatch):
     monkeypatch.setattr(chat.choices, "HEARTBEAT_SECONDS", 0.01)
     response = api.post(

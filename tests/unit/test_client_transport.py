@@ -207,6 +207,7 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after(" 3 ") == 3
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("²") is None
     now = 1_800_000_000
     assert parse_retry_after(formatdate(now + 5, usegmt=True), now=now) == 5
     assert parse_retry_after(formatdate(now - 5, usegmt=True), now=now) == 0

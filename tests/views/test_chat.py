@@ -1,15 +1,18 @@
-"""The chat page against the in-process sandbox: send, stream, resume, Stop, errors, export."""
+"""The chat page against the in-process sandbox: send, stream, resume, Stop, errors, export,
+the relay between workers, and chat sessions found on Rivya."""
 
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection, connections
 from django.urls import reverse
+from django.utils import timezone
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.chat import relay
@@ -362,3 +365,152 @@ def test_the_model_picker_swaps_only_the_composer(clients, chat_ready):
     html = response.content.decode()
     assert html.lstrip().startswith('<form id="composer"')
     assert "<html" not in html
+
+
+# The relay between workers: the database tail, heartbeats, a lost reader, Stop by column.
+
+
+@pytest.fixture
+def streaming_turn(members, vault_key) -> ChatTurn:
+    """A reply being read by another worker: only its saved rows are visible here."""
+    session = ChatSession.objects.create(
+        created_by=members[Role.OPERATOR], api_key=vault_key, key_label="k", model="m", title="t"
+    )
+    return ChatTurn.objects.create(
+        session=session,
+        created_by=members[Role.OPERATOR],
+        message="Hi",
+        model="m",
+        status=ChatTurn.Status.STREAMING,
+    )
+
+
+def save_events(turn: ChatTurn, *events: tuple[int, str, str]) -> None:
+    ChatEvent.objects.bulk_create(
+        ChatEvent(turn=turn, seq=seq, kind=kind, text=text) for seq, kind, text in events
+    )
+
+
+def test_another_workers_reply_is_tailed_from_the_database(streaming_turn):
+    save_events(streaming_turn, (1, "delta", "Hello "), (2, "delta", "there"))
+
+    def other_worker() -> None:
+        time.sleep(0.1)
+        save_events(streaming_turn, (3, "delta", "!"), (4, "done", ""))
+
+    threading.Thread(target=other_worker).start()
+    frames = list(relay.tail(streaming_turn.pk, after=1))
+
+    assert [(frame.seq, frame.kind, frame.text) for frame in frames] == [
+        (2, "delta", "there"),
+        (3, "delta", "!"),
+        (4, "done", ""),
+    ]
+
+
+def test_a_quiet_reply_gets_heartbeats(streaming_turn, monkeypatch, clients):
+    monkeypatch.setattr(relay, "HEARTBEAT_SECONDS", 0.05)
+    response = clients[Role.OPERATOR].get(reverse("chat-turn-stream", args=[streaming_turn.pk]))
+    threading.Timer(0.5, save_events, args=(streaming_turn, (1, "stopped", "Stopped."))).start()
+    body = b"".join(response.streaming_content).decode()
+
+    assert body.startswith("retry: 1000\n\n")
+    assert body.count(": ping\n\n") >= 2
+    assert body.endswith('"}\n\n') and "event: stopped" in body
+
+
+def test_a_reply_whose_reader_is_gone_ends_with_its_text_kept(streaming_turn, monkeypatch):
+    monkeypatch.setattr(relay, "STALE_CHECK_SECONDS", 0)
+    save_events(streaming_turn, (1, "delta", "Half "), (2, "delta", "done"))
+    ChatTurn.objects.filter(pk=streaming_turn.pk).update(
+        alive_at=timezone.now() - timedelta(seconds=relay.STALE_SECONDS + 1)
+    )
+
+    frames = list(relay.tail(streaming_turn.pk, after=2))
+
+    assert [(frame.seq, frame.kind) for frame in frames] == [(3, "error")]
+    streaming_turn.refresh_from_db()
+    assert streaming_turn.status == ChatTurn.Status.FAILED
+    assert streaming_turn.reply == "Half done"
+    assert "restarted" in streaming_turn.error_message
+
+
+def test_a_live_reply_is_not_taken_for_a_lost_one(streaming_turn, monkeypatch):
+    monkeypatch.setattr(relay, "STALE_CHECK_SECONDS", 0)
+
+    assert relay.do_abandon_if_stale(streaming_turn.pk) is None
+    streaming_turn.refresh_from_db()
+    assert streaming_turn.status == ChatTurn.Status.STREAMING
+
+
+def test_a_reconnect_after_the_end_gets_the_end_again(streaming_turn):
+    save_events(streaming_turn, (1, "delta", "All"), (2, "done", ""))
+
+    frames = list(relay.tail(streaming_turn.pk, after=2))
+
+    assert [(frame.seq, frame.kind) for frame in frames] == [(2, "done")]
+
+
+def test_stop_pressed_on_another_worker_reaches_the_reader(clients, chat_ready, sandbox_key):
+    set_key_faults(find_key(sandbox_key), {"slow-drip": 400})
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    turn = ChatTurn.objects.get()
+    deadline = time.monotonic() + 5
+    while not ChatEvent.objects.filter(turn=turn, kind="delta").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    # What the stop view does in a worker that does not hold the reader: only the column.
+    ChatTurn.objects.filter(pk=turn.pk).update(stop_requested_at=timezone.now())
+    asked = time.monotonic()
+    while not ChatEvent.objects.filter(turn=turn, kind="stopped").exists():
+        assert time.monotonic() - asked < 1, "the reader did not stop within 1 s"
+        time.sleep(0.02)
+
+    wait_for_quiet()
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.STOPPED
+    assert turn.reply
+
+
+def test_rivya_sessions_are_listed_and_continued_here(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, message="From an API script")
+    turn = ChatTurn.objects.get()
+    read_stream(client, turn)
+    remote_id = ChatSession.objects.get().remote_id
+    ChatSession.objects.all().delete()
+
+    listing = client.get(reverse("chat-remote"), {"key": chat_ready.pk}, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("chat-remote-continue"), {"key": chat_ready.pk, "session_id": remote_id}
+    )
+
+    assert "From an API script" in listing.content.decode()
+    session = ChatSession.objects.get()
+    assert response["Location"] == reverse("chat-session", args=[session.pk])
+    assert session.remote_id == remote_id
+    imported = session.turns.get()
+    assert imported.message == "From an API script"
+    assert imported.reply.startswith("This is the Rivya sandbox")
+    assert imported.credits_final is not None
+
+
+def test_a_console_failure_while_reading_ends_the_reply_with_an_error(
+    clients, chat_ready, monkeypatch
+):
+    def broken(self, session=None, *, timeout=None):
+        raise RuntimeError("keyring unreadable")
+
+    monkeypatch.setattr(type(chat_ready), "client", broken)
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    turn = ChatTurn.objects.get()
+
+    events = read_stream(client, turn)
+
+    assert [kind for _, kind, _ in events] == ["error"]
+    assert "keyring" not in events[0][2]["text"]
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.FAILED

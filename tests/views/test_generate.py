@@ -103,6 +103,7 @@ def test_submit_creates_one_job_and_polls_it_to_the_end(operator, catalogue, mem
     assert output.cached_name and output.content_type == "image/png"
     media = operator.get(reverse("generation-output", args=[job.pk, 0]))
     assert media.status_code == 200 and media["Content-Type"] == "image/png"
+    assert media["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert b"".join(media.streaming_content).startswith(b"\x89PNG")
     create = LedgerEntry.objects.get(operation="generations.create")
     assert create.credits_final == 1 and create.idempotency_key == job.idempotency_key
@@ -173,8 +174,8 @@ def test_api_down_or_rate_limited_says_what_to_do(
 def test_expired_grant_is_refused_before_the_api_is_called(operator, catalogue, members):
     KeyGrant.objects.update(expires_at=timezone.now() - timedelta(days=1))
     response = operator.post(reverse("generate-submit"), form_data(catalogue))
-    # An expired grant no longer offers the key at all.
-    assert response.status_code == 400
+    assert response.status_code == 403
+    assert "expired on" in response.content.decode()
     assert not SandboxGeneration.objects.exists()
     assert not LedgerEntry.objects.filter(operation="generations.create").exists()
 
@@ -182,7 +183,8 @@ def test_expired_grant_is_refused_before_the_api_is_called(operator, catalogue, 
 def test_a_grant_without_generate_cannot_submit(operator, catalogue):
     KeyGrant.objects.update(actions=["browse"])
     response = operator.post(reverse("generate-submit"), form_data(catalogue))
-    assert response.status_code == 400
+    assert response.status_code == 403
+    assert "does not include" in response.content.decode()
     assert not SandboxGeneration.objects.exists()
 
 
@@ -327,3 +329,11 @@ def test_a_submit_starts_one_housekeeping_chain(operator, catalogue, settings):
     paths = list(DBTaskResult.objects.values_list("task_path", flat=True))
     assert paths.count("rivya_dashboard.console.tasks.housekeeping") == 1
     assert paths.count("rivya_dashboard.console.tasks.poll_generation") == 2
+
+
+def test_a_model_that_is_not_available_is_refused(operator, catalogue):
+    data = form_data(catalogue, model="demo-coming-soon-video")
+    response = operator.post(reverse("generate-submit"), data)
+    assert response.status_code == 400
+    assert "cannot be run now" in response.content.decode()
+    assert not SandboxGeneration.objects.exists()

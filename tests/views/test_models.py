@@ -97,3 +97,8 @@ def test_model_page_shows_params_rules_and_price(owner_client, vault_key, member
 
 def test_unknown_model_is_404(owner_client):
     assert owner_client.get(reverse("model-detail", args=["nope"])).status_code == 404
+
+
+def test_pages_carry_their_server_time(owner_client):
+    timing = owner_client.get(reverse("models"))["Server-Timing"]
+    assert timing.startswith("app;dur=") and float(timing.split("=")[1]) >= 0

@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.views.debug import SafeExceptionReporterFilter
 
 from rivya_dashboard.accounts.models import AuditEvent, Role, User
 from tests.conftest import PASSWORD, make_member
@@ -53,6 +54,13 @@ def test_it_creates_the_owner_and_signs_them_in(client):
     home = client.get("/")
     assert home.status_code == 200
     assert b"Your owner account is ready" in home.content
+
+
+def test_error_reports_never_show_the_passwords(client):
+    response = client.post(SETUP, owner_form(password2="not the same"))
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert PASSWORD not in str(reported) and "not the same" not in str(reported)
+    assert reported["username"] == "ada"
 
 
 def test_it_closes_setup_once_a_member_exists(client):

@@ -8,6 +8,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.views.debug import SafeExceptionReporterFilter
 
 from rivya_dashboard.accounts.models import AuditEvent, Invite, Role, User, hash_token
 from tests.conftest import PASSWORD, make_member
@@ -89,6 +90,12 @@ def test_an_invitee_accepts_and_is_signed_in_with_the_invited_role(owner_client)
     assert Invite.objects.get().accepted_by == member
     assert guest.get("/").status_code == 200
     assert AuditEvent.objects.filter(action="invite.accepted", actor=member).exists()
+
+
+def test_error_reports_never_show_the_invitees_password(owner_client):
+    response = Client().post(path_of(invite(owner_client)), accept_form(password2="mismatch"))
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert PASSWORD not in str(reported) and "mismatch" not in str(reported)
 
 
 def test_a_used_link_cannot_make_a_second_account(owner_client):

@@ -99,7 +99,7 @@ def test_days_are_bars_with_drill_down_links(owner_client, ledger):
     chart = response.context["chart"]
     assert len(chart.bars) == 30
     today_bar = chart.bars[-1]
-    assert today_bar.value == "5.50" and "bucket=" in today_bar.href
+    assert today_bar.value == "5.5" and "bucket=" in today_bar.href
     html = response.content.decode()
     assert 'class="chart-bar"' in html and "Show the charts as a table" in html
     assert "style=" not in html.split("<main", 1)[1]

@@ -15,6 +15,7 @@ from rivya_dashboard.console.schema_form import (
     reference_rules,
     schema_params,
 )
+from rivya_dashboard.console.tasks import ensure_housekeeping
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused, usable_keys
 from rivya_dashboard.vault.models import Action
@@ -23,6 +24,8 @@ from rivya_dashboard.vault.models import Action
 @role_required(Role.VIEWER)
 @require_GET
 def catalogue(request: HttpRequest) -> HttpResponse:
+    # The periodic refresh rides on the housekeeping chain; a fresh install has none yet.
+    ensure_housekeeping()
     every_model = list(CatalogueModel.objects.all())
     filters = models_catalog.CatalogueFilterForm(every_model, request.GET or None)
     context = {

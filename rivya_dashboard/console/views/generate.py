@@ -28,9 +28,13 @@ from rivya_dashboard.vault.models import Action
 
 
 def _page(
-    request: HttpRequest, choice: Choice, form: GenerationForm | None, status: int = 200
+    request: HttpRequest,
+    choice: Choice,
+    form: GenerationForm | None,
+    status: int = 200,
+    refusal: str = "",
 ) -> HttpResponse:
-    context = {"choice": choice, "form": form}
+    context = {"choice": choice, "form": form, "refusal": refusal}
     if choice.model is not None:
         context["reference"] = reference_rules(choice.model.data)
     template = "console/generate.html#generate-form" if request.htmx else "console/generate.html"
@@ -57,9 +61,17 @@ def generate(request: HttpRequest) -> HttpResponse:
 @require_POST
 def generate_submit(request: HttpRequest) -> HttpResponse:
     choice = generate_form.choose(request.user, request.POST.get("model"), request.POST.get("key"))
+    refusal = generate_form.grant_refusal(request.user, request.POST.get("key", ""), choice)
     if choice.model is None or choice.key is None:
-        return _page(request, choice, None, status=400)
+        return _page(request, choice, None, status=403 if refusal else 400, refusal=refusal)
     form = generate_form.build_form(choice, data=request.POST)
+    if refusal:
+        form.add_error(None, refusal)
+        return _page(request, choice, form, status=403)
+    if choice.model.model_id != request.POST.get("model"):
+        # The model left the catalogue (or is not available) since the form was rendered.
+        form.add_error(None, _("This model cannot be run now; pick another one."))
+        return _page(request, choice, form, status=400)
     if not form.is_valid():
         return _page(request, choice, form, status=400)
     try:

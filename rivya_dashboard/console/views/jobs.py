@@ -95,6 +95,8 @@ def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
         raise Http404(_("This output is not cached; open the original link."))
     response = FileResponse(path.open("rb"), content_type=output.content_type)
     response["Cache-Control"] = "private, max-age=86400"
+    # A remote file opened on its own (an SVG, say) must not run anything in our origin.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Content-Disposition"] = f'inline; filename="{path.name}"'
     return response
 

@@ -5,7 +5,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from rivya_dashboard.webhooks import receiver
-from rivya_dashboard.webhooks.models import Inbox
 
 
 def content_length(request: HttpRequest) -> int:
@@ -18,7 +17,7 @@ def content_length(request: HttpRequest) -> int:
 @login_not_required
 @csrf_exempt
 def receive(request: HttpRequest, token: str) -> HttpResponse:
-    inbox = Inbox.objects.filter(token=token).first()
+    inbox = receiver.find_inbox(token)
     if inbox is None:
         # The same answer for every unknown token: it says nothing about which inboxes exist.
         return JsonResponse({"error": "not_found"}, status=404)
