@@ -9,6 +9,7 @@ import dj_database_url
 
 from rivya_dashboard.env import (
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_secret,
@@ -189,12 +190,13 @@ RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
 # Custom base URLs may point at loopback/private addresses only when this is on.
 RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("RIVYA_LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": env_choice("RIVYA_LOG_LEVEL", "INFO", LOG_LEVELS)},
 }
 
 # Sandbox: the built-in Rivya API v1 emulator under /sandbox/api/v1/.

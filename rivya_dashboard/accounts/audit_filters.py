@@ -25,6 +25,7 @@ class AuditFilterForm(DateRangeForm):
         # A prefix matches: "member." finds every member action.
         widget=forms.TextInput(attrs={"list": "audit-actions", "placeholder": _("e.g. member.")}),
     )
+
     def known_actions(self) -> list[str]:
         """Suggestions for the action field: every action the log holds."""
         actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)

@@ -79,8 +79,21 @@ SIGN_IN_AND_PASSWORDS = (
     gettext_noop("Your password can’t be entirely numeric."),  # noqa: RUF001 (Django's own msgid)
 )
 
-# The month names of the Urdu date formats, the units of `timesince` and `filesizeformat`.
+# Month names (full, and the short ones of chart axes), the units of `timesince` and
+# `filesizeformat`.
 DATES_AND_SIZES = (
+    gettext_noop("jan"),
+    gettext_noop("feb"),
+    gettext_noop("mar"),
+    gettext_noop("apr"),
+    gettext_noop("may"),
+    gettext_noop("jun"),
+    gettext_noop("jul"),
+    gettext_noop("aug"),
+    gettext_noop("sep"),
+    gettext_noop("oct"),
+    gettext_noop("nov"),
+    gettext_noop("dec"),
     gettext_noop("January"),
     gettext_noop("February"),
     gettext_noop("March"),

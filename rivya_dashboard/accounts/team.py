@@ -1,5 +1,7 @@
 """Team rules: role changes, deactivation and invitations, each guarded and audited."""
 
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -9,6 +11,9 @@ from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Invite, Role, User
+
+if TYPE_CHECKING:
+    from rivya_dashboard.accounts.forms import InviteAcceptForm
 
 
 class TeamRuleError(Exception):
@@ -88,7 +93,7 @@ def do_revoke_invite(actor: User, invite: Invite, request: HttpRequest) -> None:
     record(actor, "invite.revoked", invite.email, request=request)
 
 
-def do_accept_invite(invite: Invite, form, request: HttpRequest) -> User:
+def do_accept_invite(invite: Invite, form: "InviteAcceptForm", request: HttpRequest) -> User:
     """Create the member and spend the invitation in one transaction, or neither."""
     with transaction.atomic():
         locked = Invite.objects.select_for_update().get(pk=invite.pk)

@@ -41,13 +41,16 @@ def session_json(session: ChatSession) -> str:
 
 
 def session_markdown(session: ChatSession) -> str:
-    lines = [f"# {session.title}", "", f"- {_('Model')}: `{session.model}`"]
-    lines += [f"- {_('Key')}: {session.key_label}"]
+    # Translated outside the f-strings: makemessages cannot see a gettext call inside one.
+    model, key, remote = _("Model"), _("Key"), _("Rivya session")
+    you, assistant, no_text = _("You"), _("Assistant"), _("(no text)")
+    lines = [f"# {session.title}", "", f"- {model}: `{session.model}`"]
+    lines += [f"- {key}: {session.key_label}"]
     if session.remote_id:
-        lines.append(f"- {_('Rivya session')}: `{session.remote_id}`")
+        lines.append(f"- {remote}: `{session.remote_id}`")
     for turn in session.visible_turns():
-        lines += ["", f"## {_('You')}", "", turn.message, "", f"## {_('Assistant')}", ""]
-        lines.append(turn.progress().text or f"_{_('(no text)')}_")
+        lines += ["", f"## {you}", "", turn.message, "", f"## {assistant}", ""]
+        lines.append(turn.progress().text or f"_{no_text}_")
         lines += ["", f"> {usage_line(turn)}"]
     return "\n".join(lines) + "\n"
 

@@ -32,6 +32,13 @@ class TurnForm(forms.Form):
         ),
         error_messages={"required": _("Write a message first.")},
     )
+    image = forms.FileField(
+        label=_("Attach an image"),
+        required=False,
+        widget=forms.FileInput(
+            attrs={"accept": "image/png,image/jpeg,image/webp", "data-attach": ""}
+        ),
+    )
     enable_web_search = forms.BooleanField(label=_("Search the web"), required=False)
     reasoning_effort = forms.ChoiceField(label=_("Reasoning"), required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
@@ -45,6 +52,8 @@ class TurnForm(forms.Form):
         """Options appear only where the model's chat_capabilities allow them."""
         if not capabilities.get("web_search"):
             self.fields.pop("enable_web_search", None)
+        if not capabilities.get("image_attachments"):
+            self.fields.pop("image", None)
         efforts = [str(e) for e in capabilities.get("reasoning_efforts") or [] if e]
         if efforts:
             self.fields["reasoning_effort"].choices = [(e, e.capitalize()) for e in efforts]
@@ -78,10 +87,6 @@ class NewChatForm(TurnForm):
         chosen = (data or {}).get("model") or (kwargs.get("initial") or {}).get("model")
         model = by_id.get(chosen) or (models[0] if models else None)
         super().__init__(*args, model=model, **kwargs)
-        self.models_by_id = by_id
         self.fields["key"].queryset = ApiKey.objects.filter(pk__in=[key.pk for key in keys])
         self.fields["model"].choices = [(m.model_id, m.display_name) for m in models]
         self.fields["model"].widget.attrs["data-model-select"] = ""
-
-    def chosen_model(self) -> CatalogueModel:
-        return self.models_by_id[self.cleaned_data["model"]]

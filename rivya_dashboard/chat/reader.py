@@ -126,12 +126,13 @@ class ReplyReader:
             turn.model,
             turn.message,
             session_id=self.remote_session_id or None,
-            attachments=turn.attachments or None,
+            attachments=[{"file_id": item["file_id"]} for item in turn.attachments] or None,
             enable_web_search=turn.enable_web_search or None,
             reasoning_effort=turn.reasoning_effort or None,
             client_request_id=f"console-turn-{turn.pk}",
             idempotency_key=turn.idempotency_key,
         )
+        self.live.calling.set()
         try:
             for event in stream:
                 if self.live.stop.is_set() and isinstance(event, ErrorEvent):
@@ -177,6 +178,8 @@ class ReplyReader:
         )
         self.live.started.set()
         LIVE.wake.set()
+        # The stream may run for minutes and needs the database again only at its end.
+        connection.close()
 
     def add(self, kind: str, text: str, **fields: object) -> None:
         self.seq += 1

@@ -56,6 +56,7 @@ class LiveTurn:
 
     def __init__(self, turn_id: int) -> None:
         self.turn_id = turn_id
+        self.calling = threading.Event()
         self.started = threading.Event()
         self.stop = threading.Event()
         self.upstream: requests.Response | None = None
@@ -85,6 +86,7 @@ class LiveTurn:
         with self._lock:
             self._closing = frame
             self._fields.update(fields)
+        self.calling.set()
         self.started.set()
         LIVE.wake.set()
 
@@ -256,6 +258,9 @@ def next_frames(turn_id: int, last: int, quiet_since: float, eager: bool) -> lis
     every FLUSH_SECONDS, so polling the database more often would find nothing new."""
     live = LIVE.get(turn_id)
     if live is not None:
+        # Following this process's reader needs no database: hand the connection back, so
+        # fifty open streams do not hold fifty PostgreSQL connections.
+        connection.close()
         return live.frames_after(last, timeout=HEARTBEAT_SECONDS)
     rows = ChatEvent.objects.filter(turn_id=turn_id, seq__gt=last).order_by("seq")
     frames = [Frame(*row) for row in rows.values_list("seq", "kind", "text")]

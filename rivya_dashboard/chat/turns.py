@@ -2,6 +2,7 @@
 
 import math
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -10,13 +11,16 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
 from rivya_dashboard.chat.reader import start_reading
 from rivya_dashboard.chat.relay import LIVE
+from rivya_dashboard.console.files import UploadTooLarge, do_upload
 from rivya_dashboard.console.models import CatalogueModel
+from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused, check_grant
 from rivya_dashboard.vault.models import Action, ApiKey
 
 # How long a POST without JavaScript waits for Rivya to accept the turn; a slower start simply
 # shows as waiting on the page.
 START_WAIT_SECONDS = 8.0
+CALL_WAIT_SECONDS = 0.25
 TITLE_LENGTH = 80
 
 
@@ -44,6 +48,22 @@ def reserve_for(model_id: str) -> int | None:
 
 def sessions_of(user: User) -> "list[ChatSession]":
     return list(ChatSession.objects.filter(created_by=user).select_related("api_key")[:100])
+
+
+def do_attach(user: User, key: ApiKey | None, image: UploadedFile | None) -> list[dict]:
+    """An image goes to Rivya through the Files API first; the turn then names it by file id."""
+    if image is None:
+        return []
+    if key is None:
+        raise TurnRefused(_("The key of this chat was deleted. Start a new chat with another key."))
+    try:
+        # Not tied to the chat model: the Files API's per-model rules are for generations.
+        uploaded = do_upload(user, key, image, kind="image")
+    except (GrantRefused, UploadTooLarge) as refused:
+        raise TurnRefused(str(refused)) from refused
+    except RivyaError as error:
+        raise TurnRefused(error.message, error.request_id or "") from error
+    return [{"file_id": uploaded.remote_id, "name": uploaded.name}]
 
 
 def do_start_chat(
@@ -87,7 +107,10 @@ def do_send_turn(
         idempotency_key=idempotency_key,
         **options,
     )
-    start_reading(turn, reserve)
+    live = start_reading(turn, reserve)
+    # Let the reader reach Rivya before this thread renders the page: both need the GIL, and
+    # the upstream call is what the first word waits for.
+    live.calling.wait(CALL_WAIT_SECONDS)
     ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     return turn
 

@@ -19,6 +19,7 @@ from rivya_dashboard.chat.models import ChatSession, ChatTurn
 from rivya_dashboard.chat.relay import Frame, tail
 from rivya_dashboard.chat.turns import (
     TurnRefused,
+    do_attach,
     do_await_start,
     do_regenerate,
     do_request_stop,
@@ -46,14 +47,16 @@ def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
     )
 
 
-def turn_form(model_id: str, data: dict | None = None) -> TurnForm:
-    return TurnForm(data, model=CatalogueModel.objects.filter(model_id=model_id).first())
+def turn_form(model_id: str, data: dict | None = None, files: dict | None = None) -> TurnForm:
+    return TurnForm(data, files, model=CatalogueModel.objects.filter(model_id=model_id).first())
 
 
-def new_chat_form(request: HttpRequest, data: dict | None = None) -> NewChatForm:
+def new_chat_form(
+    request: HttpRequest, data: dict | None = None, files: dict | None = None
+) -> NewChatForm:
     keys = usable_keys(request.user, Action.CHAT)
     initial = {name: request.GET.get(name) for name in ("key", "model", "message")}
-    return NewChatForm(data, keys=keys, models=chat_models(), initial=initial)
+    return NewChatForm(data, files, keys=keys, models=chat_models(), initial=initial)
 
 
 def page_context(request: HttpRequest, session: ChatSession | None, form: TurnForm) -> dict:
@@ -98,17 +101,18 @@ def chat_session(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.OPERATOR)
 @require_POST
 def chat_new(request: HttpRequest) -> HttpResponse:
-    form = new_chat_form(request, request.POST)
+    form = new_chat_form(request, request.POST, request.FILES)
     refused = None
     if form.is_valid():
         data = form.cleaned_data
         try:
+            attachments = do_attach(request.user, data["key"], data.get("image"))
             turn = do_start_chat(
                 request.user,
                 data["key"],
                 data["model"],
                 data["message"],
-                form.options(),
+                {**form.options(), "attachments": attachments},
                 data["idempotency_key"],
             )
             if not request.htmx:
@@ -127,13 +131,15 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
     session = own_session(request, pk)
-    form = turn_form(session.model, request.POST)
+    form = turn_form(session.model, request.POST, request.FILES)
     refused = None
     if form.is_valid():
         data = form.cleaned_data
         try:
+            attachments = do_attach(request.user, session.api_key, data.get("image"))
+            options = {**form.options(), "attachments": attachments}
             turn = do_send_turn(
-                request.user, session, data["message"], form.options(), data["idempotency_key"]
+                request.user, session, data["message"], options, data["idempotency_key"]
             )
             if not request.htmx:
                 do_await_start(turn)

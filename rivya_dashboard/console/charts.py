@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils import formats
+
 WIDTH = 960
 HEIGHT = 240
 # Room for the value labels on the left and the dates underneath.
@@ -141,7 +143,7 @@ def bar_chart(inputs: Sequence[BarInput]) -> Chart:
     )
 
 
-def line_chart(points: Sequence[tuple[datetime, Decimal]], date_format: str = "%d %b") -> Chart:
+def line_chart(points: Sequence[tuple[datetime, Decimal]], date_format: str = "d M") -> Chart:
     """A step-free line through the readings, time on x, credits on y from 0."""
     top = nice_ceiling(float(max((value for _at, value in points), default=0)))
     ticks, per_unit = y_scale(top)
@@ -157,5 +159,6 @@ def line_chart(points: Sequence[tuple[datetime, Decimal]], date_format: str = "%
         f"{x:.1f},{baseline - float(value) * per_unit:.1f}"
         for x, (_at, value) in zip(xs, points, strict=True)
     )
-    labels = sparse_labels(xs, [at.strftime(date_format) for at, _value in points])
+    # Django's date format, not strftime: month names in the member's language.
+    labels = sparse_labels(xs, [formats.date_format(at, date_format) for at, _value in points])
     return Chart(WIDTH, HEIGHT, PAD_START, WIDTH - PAD_END, baseline, ticks, labels, [], coords)

@@ -45,11 +45,12 @@ def initial() -> dict[str, str]:
 
 class CompareForm(forms.Form):
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
-    key = forms.ChoiceField(label=gettext_lazy("API key"))
-    models = forms.MultipleChoiceField(
-        label=gettext_lazy("Models (two or three)"), widget=forms.CheckboxSelectMultiple
-    )
     prompt = forms.CharField(label=gettext_lazy("Prompt"), widget=forms.Textarea(attrs={"rows": 3}))
+    models = forms.MultipleChoiceField(
+        label=gettext_lazy("Models (two or three)"),
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "model-picks"}),
+    )
+    key = forms.ChoiceField(label=gettext_lazy("API key"))
 
     def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,7 +58,8 @@ class CompareForm(forms.Form):
         self.catalogue = {model.model_id: model for model in comparable_models()}
         self.fields["key"].choices = [(pk, key.label) for pk, key in self.keys.items()]
         self.fields["models"].choices = [
-            (model_id, model.display_name) for model_id, model in self.catalogue.items()
+            (model_id, f"{model.display_name} · {model.category} · {model.base_credits:g}")
+            for model_id, model in self.catalogue.items()
         ]
 
     def clean_models(self) -> list[str]:

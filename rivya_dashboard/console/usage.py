@@ -16,14 +16,15 @@ from django.db.models import (
     Count,
     DecimalField,
     F,
+    Func,
     Q,
     QuerySet,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDay, TruncHour
-from django.utils import timezone
+from django.db.models.functions import Coalesce
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -40,6 +41,7 @@ DRILL_ROWS = 100
 SPENT = Coalesce(
     "credits_final", "credits_reserved", output_field=DecimalField(max_digits=20, decimal_places=4)
 )
+SUCCEEDED = Q(http_status__gte=200, http_status__lt=300)
 OUTCOME = Case(
     When(http_status__gte=200, http_status__lt=300, then=Value("ok")),
     When(http_status__isnull=True, then=Value("in_flight")),
@@ -96,7 +98,23 @@ class UsageFilterForm(forms.Form):
         choices=[("", gettext_lazy("Any")), *OUTCOMES.items()],
     )
     # The start of one chart bar whose ledger rows are listed below the charts.
-    bucket = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    bucket = forms.DateTimeField(
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid": gettext_lazy("That bar's link is broken; click the bar again.")},
+    )
+    # The dimension of the breakdown table, chosen with the tabs above it.
+    by = forms.ChoiceField(
+        required=False,
+        choices=list(DIMENSIONS.items()),
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid_choice": gettext_lazy(
+                "Break the spend down by member, key, model, operation or status; pick a tab."
+            )
+        },
+    )
+    )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -110,6 +128,7 @@ class UsageFilterForm(forms.Form):
                 % {"days": MAX_DAYS}
             )
         data["date_from"], data["date_to"] = start, end
+        data["by"] = data.get("by") or "member"
         for name, column in COLUMNS.items():
             value = (data.get(name) or "").strip()
             data[name] = value
@@ -158,11 +177,33 @@ class Totals:
 
 def totals(entries: QuerySet[LedgerEntry]) -> Totals:
     found = entries.aggregate(
-        credits=Sum(SPENT),
-        calls=Count("id"),
-        failed=Count("id", filter=~Q(http_status__gte=200, http_status__lt=300)),
+        credits=Sum(SPENT), calls=Count("id"), failed=Count("id", filter=~SUCCEEDED)
     )
     return Totals(found["credits"] or Decimal(0), found["calls"], found["failed"])
+
+
+class BucketStart(Func):
+    """The UTC day or hour of `at` as text ("2026-11-25" or "2026-11-25 13"), computed by the
+    database itself: Django's TruncDay calls a Python function per row on SQLite."""
+
+    output_field = CharField()
+
+    def __init__(self, expression: str, hourly: bool) -> None:
+        super().__init__(expression)
+        self.hourly = hourly
+
+    def as_sqlite(self, compiler: object, connection: object, **extra: object) -> tuple:
+        # SQLite keeps aware datetimes as "YYYY-MM-DD HH:MM:SS[.ffffff]" text in UTC.
+        length = 13 if self.hourly else 10
+        return self.as_sql(compiler, connection, template=f"substr(%(expressions)s, 1, {length})")
+
+    def as_postgresql(self, compiler: object, connection: object, **extra: object) -> tuple:
+        pattern = "YYYY-MM-DD HH24" if self.hourly else "YYYY-MM-DD"
+        return self.as_sql(
+            compiler,
+            connection,
+            template=f"to_char(%(expressions)s AT TIME ZONE 'UTC', '{pattern}')",
+        )
 
 
 @dataclass(frozen=True)
@@ -170,24 +211,29 @@ class Bucket:
     start: datetime
     credits: Decimal
     calls: int
+    failed: int
 
 
 def series(entries: QuerySet[LedgerEntry], start: date, end: date, hourly: bool) -> list[Bucket]:
     """One bucket per day (or hour) of the range, empty ones included, so gaps show as gaps."""
-    trunc = TruncHour("at", tzinfo=UTC) if hourly else TruncDay("at", tzinfo=UTC)
     rows = (
         entries.order_by()
-        .annotate(bucket=trunc)
+        .annotate(bucket=BucketStart("at", hourly))
         .values("bucket")
-        .annotate(credits=Sum(SPENT), calls=Count("id"))
+        .annotate(credits=Sum(SPENT), calls=Count("id"), failed=Count("id", filter=~SUCCEEDED))
     )
     found = {row["bucket"]: row for row in rows}
     step = timedelta(hours=1) if hourly else timedelta(days=1)
+    pattern = "%Y-%m-%d %H" if hourly else "%Y-%m-%d"
     moment, stop = day_start(start), day_start(end) + timedelta(days=1)
     buckets = []
     while moment < stop:
-        row = found.get(moment, {})
-        buckets.append(Bucket(moment, row.get("credits") or Decimal(0), row.get("calls", 0)))
+        row = found.get(moment.strftime(pattern), {})
+        buckets.append(
+            Bucket(
+                moment, row.get("credits") or Decimal(0), row.get("calls", 0), row.get("failed", 0)
+            )
+        )
         moment += step
     return buckets
 
@@ -204,36 +250,44 @@ class Group:
 
 
 def breakdown(entries: QuerySet[LedgerEntry], dimension: str, limit: int = 12) -> list[Group]:
-    """The biggest groups of one dimension by credits, then by calls."""
+    """The biggest groups of one dimension by credits, then calls; one GROUP BY over the
+    covering index, so only the chosen table costs a pass over the range."""
     column = COLUMNS.get(dimension)
-    grouped = entries.order_by().annotate(group=OUTCOME if column is None else F(column))
     rows = (
-        grouped.values("group")
-        .annotate(
-            credits=Sum(SPENT),
-            calls=Count("id"),
-            failed=Count("id", filter=~Q(http_status__gte=200, http_status__lt=300)),
-        )
-        .order_by(F("credits").desc(nulls_last=True), "-calls", "group")[:limit]
+        entries.order_by()
+        .annotate(group=OUTCOME if column is None else F(column))
+        .values("group")
+        .annotate(credits=Sum(SPENT), calls=Count("id"), failed=Count("id", filter=~SUCCEEDED))
     )
-    rows = list(rows)
-    most = max((row["credits"] or 0 for row in rows), default=0)
-    most_calls = max((row["calls"] for row in rows), default=0)
-    return [
-        Group(
-            group_name(dimension, row["group"]),
-            row["group"],
-            row["credits"] or Decimal(0),
-            row["calls"],
-            row["failed"],
-            round((row["credits"] or 0) * 100 / most)
-            if most
-            else round(row["calls"] * 100 / most_calls)
-            if most_calls
-            else 0,
-        )
+    found = {
+        row["group"]: Totals(row["credits"] or Decimal(0), row["calls"], row["failed"])
         for row in rows
-    ]
+    }
+    return top_groups(dimension, found, limit)
+
+
+def top_groups(dimension: str, found: dict[str, Totals], limit: int) -> list[Group]:
+    ranked = sorted(found.items(), key=lambda item: (-item[1].credits, -item[1].calls, item[0]))
+    ranked = ranked[:limit]
+    most = max((t.credits for _v, t in ranked), default=0)
+    most_calls = max((t.calls for _v, t in ranked), default=0)
+    groups = []
+    for value, tally in ranked:
+        if most:
+            share = round(tally.credits * 100 / most)
+        else:
+            share = round(tally.calls * 100 / most_calls) if most_calls else 0
+        groups.append(
+            Group(
+                group_name(dimension, value),
+                value,
+                tally.credits,
+                tally.calls,
+                tally.failed,
+                share,
+            )
+        )
+    return groups
 
 
 def group_name(dimension: str, value: str) -> str:
@@ -279,7 +333,7 @@ def estimate_gaps(start: date, end: date) -> list[EstimateGap]:
     ]
 
 
-FILTER_NAMES = ("date_from", "date_to", "member", "key", "model", "operation", "status")
+FILTER_NAMES = ("date_from", "date_to", "member", "key", "model", "operation", "status", "by")
 
 
 def query(data: dict, **changes: object) -> str:
@@ -293,7 +347,8 @@ def bucket_label(start: datetime, hourly: bool) -> tuple[str, str]:
     """The bar's full label (for its title and the table) and its axis label."""
     if hourly:
         return start.strftime("%Y-%m-%d %H:00"), start.strftime("%H:00")
-    return start.strftime("%Y-%m-%d"), start.strftime("%d %b")
+    # The axis names the month in the member's language.
+    return start.strftime("%Y-%m-%d"), formats.date_format(start, "d M")
 
 
 def report(form: UsageFilterForm) -> dict:
@@ -306,8 +361,13 @@ def report(form: UsageFilterForm) -> dict:
         link = query(data, bucket=bucket.start.strftime("%Y-%m-%dT%H:%M"))
         inputs.append(charts.BarInput(label, short, bucket.credits, link))
     drilled = form.drilled()
+    by = data["by"]
     return {
-        "totals": totals(entries),
+        "totals": Totals(
+            sum((b.credits for b in buckets), Decimal(0)),
+            sum(b.calls for b in buckets),
+            sum(b.failed for b in buckets),
+        ),
         "buckets": list(zip(buckets, inputs, strict=True)),
         "chart": charts.bar_chart(inputs),
         "calls_chart": charts.bar_chart(
@@ -316,10 +376,10 @@ def report(form: UsageFilterForm) -> dict:
                 for b, i in zip(buckets, inputs, strict=True)
             ]
         ),
-        "breakdowns": [
-            (name, label, [(g, query(data, **{name: g.value})) for g in breakdown(entries, name)])
-            for name, label in DIMENSIONS.items()
-        ],
+        "by": by,
+        "by_label": DIMENSIONS[by],
+        "tabs": [(name, label, query(data, by=name)) for name, label in DIMENSIONS.items()],
+        "groups": [(g, query(data, by=by, **{by: g.value})) for g in breakdown(entries, by)],
         "gaps": estimate_gaps(data["date_from"], data["date_to"]),
         "drilled": list(drilled[:DRILL_ROWS]) if drilled is not None else None,
         "drilled_count": drilled.count() if drilled is not None else 0,

@@ -25,7 +25,9 @@ class SecretInput(forms.PasswordInput):
     """Never renders the value back: a re-shown form must not carry the key into the page."""
 
     def __init__(self) -> None:
-        super().__init__(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
+        # dir: a key reads left to right even on a right-to-left page.
+        attrs = {"autocomplete": "off", "spellcheck": "false", "dir": "ltr"}
+        super().__init__(render_value=False, attrs=attrs)
 
 
 def environment_choices() -> list[tuple[str, str]]:
@@ -43,6 +45,7 @@ class KeyAddForm(forms.Form):
     environment = forms.ChoiceField(label=_("Environment"), choices=Environment.choices)
     base_url = forms.CharField(
         label=_("Custom base URL"),
+        widget=forms.TextInput({"dir": "ltr"}),
         required=False,
         max_length=300,
         help_text=_("Only for a custom environment: the API root including /api/v1."),
@@ -169,6 +172,7 @@ class LedgerFilterForm(DateRangeForm):
         required=False,
         choices=[("", _("Any")), ("ok", _("Succeeded")), ("failed", _("Failed"))],
     )
+
     def filtered(self) -> QuerySet[LedgerEntry]:
         entries = LedgerEntry.objects.all()
         if not self.is_bound:

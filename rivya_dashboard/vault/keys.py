@@ -66,7 +66,6 @@ def rejection_text(exc: KeyRejected) -> str:
 
 @dataclass
 class ProbeResult:
-    credits: object = None
     scopes: dict[str, str] = field(default_factory=dict)
     entry_ids: list[int] = field(default_factory=list)
 
@@ -149,6 +148,18 @@ def attach_entries(key: ApiKey, probe: ProbeResult) -> None:
     LedgerEntry.objects.filter(pk__in=probe.entry_ids, key__isnull=True).update(key=key)
 
 
+def record_refusal(
+    actor: User | None,
+    action: str,
+    label: str,
+    exc: KeyRejected,
+    request: HttpRequest | None,
+    **detail: object,
+) -> None:
+    """A refused key is audited too, with the Rivya request id that support asks for."""
+    record(actor, action, label, request=request, request_id=exc.request_id or "", **detail)
+
+
 def do_add_key(
     actor: User | None,
     *,
@@ -168,14 +179,7 @@ def do_add_key(
     try:
         probe = probe_key(key, transport.build_client(key, raw), actor)
     except KeyRejected as exc:
-        record(
-            actor,
-            "key.add_refused",
-            label,
-            request=request,
-            environment=environment,
-            request_id=exc.request_id or "",
-        )
+        record_refusal(actor, "key.add_refused", label, exc, request, environment=environment)
         raise
     with transaction.atomic():
         key.scopes, key.tested_at = probe.scopes, timezone.now()
@@ -206,14 +210,7 @@ def do_test_key(
     try:
         probe = probe_key(key, client, actor)
     except KeyRejected as exc:
-        record(
-            actor,
-            "key.test_failed",
-            key.label,
-            request=request,
-            key_id=key.pk,
-            request_id=exc.request_id or "",
-        )
+        record_refusal(actor, "key.test_failed", key.label, exc, request, key_id=key.pk)
         raise
     key.scopes, key.tested_at = probe.scopes, timezone.now()
     key.save(update_fields=["scopes", "tested_at"])
@@ -237,7 +234,11 @@ def do_replace_key(
 ) -> ProbeResult:
     """Store a new value for the key (after a rotation at Rivya); grants and ledger stay."""
     raw = check_key_format(raw)
-    probe = probe_key(key, transport.build_client(key, raw), actor)
+    try:
+        probe = probe_key(key, transport.build_client(key, raw), actor)
+    except KeyRejected as exc:
+        record_refusal(actor, "key.replace_refused", key.label, exc, request, key_id=key.pk)
+        raise
     with transaction.atomic():
         key.store_secret(raw)
         key.scopes, key.tested_at, key.replaced_at = probe.scopes, timezone.now(), timezone.now()

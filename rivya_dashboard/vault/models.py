@@ -1,10 +1,15 @@
 """Team API keys (stored encrypted), the grants that share them, and the ledger of every call."""
 
+from datetime import datetime
+from decimal import Decimal
+
+import requests
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.vault import crypto, transport
 
 KEY_PREFIX = "rvya_sk_"
@@ -85,7 +90,7 @@ class ApiKey(models.Model):
     def reveal(self) -> str:
         return crypto.decrypt(self.secret, row=crypto.binding(self, "secret"))
 
-    def client(self, session=None):
+    def client(self, session: requests.Session | None = None) -> RivyaClient:
         """A RivyaClient for this key, the only way its value leaves the database decrypted.
 
         Raises DecryptionError when the stored value cannot be read. Tests pass `session` to
@@ -133,7 +138,7 @@ class KeyGrant(models.Model):
     def __str__(self) -> str:
         return f"{self.member} on {self.key}"
 
-    def is_expired(self, now=None) -> bool:
+    def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     def action_labels(self) -> list[str]:
@@ -176,5 +181,5 @@ class LedgerEntry(models.Model):
         return self.http_status is not None and 200 <= self.http_status < 300
 
     @property
-    def credits(self):
+    def credits(self) -> Decimal | None:
         return self.credits_final if self.credits_final is not None else self.credits_reserved

@@ -7,12 +7,16 @@ shared session, which may reach loopback.
 """
 
 import threading
+from typing import TYPE_CHECKING
 
 import requests
 from django.http import HttpRequest
 
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.vault import ssrf
+
+if TYPE_CHECKING:
+    from rivya_dashboard.vault.models import ApiKey
 
 SANDBOX = "sandbox"
 
@@ -35,7 +39,9 @@ def session_for(environment: str) -> requests.Session | None:
     return guarded_session()
 
 
-def build_client(key, raw: str, *, session: requests.Session | None = None) -> RivyaClient:
+def build_client(
+    key: "ApiKey", raw: str, *, session: requests.Session | None = None
+) -> RivyaClient:
     return RivyaClient(key.base_url, raw, session=session or session_for(key.environment))
 
 

@@ -62,6 +62,7 @@ class EndpointForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
     url = forms.CharField(
         label=_("URL"),
+        widget=forms.TextInput({"dir": "ltr"}),
         max_length=2048,
         help_text=_("HTTPS only; no credentials, fragments, local or private addresses."),
     )
@@ -167,6 +168,7 @@ class InboxSettingsForm(forms.ModelForm):
         help_texts = {
             "forward_url": _("e.g. a local dev server; every request is sent on and logged.")
         }
+        widgets = {"forward_url": forms.TextInput({"dir": "ltr"})}
 
     def __init__(self, *args, user: User, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -223,12 +225,18 @@ class RequestFilterForm(forms.Form):
 
 
 class ReplayForm(forms.Form):
-    target_url = forms.CharField(label=_("Send to"), max_length=500)
+    # dir: URLs, header lines and JSON read left to right even on a right-to-left page.
+    target_url = forms.CharField(
+        label=_("Send to"), widget=forms.TextInput({"dir": "ltr"}), max_length=500
+    )
     headers = forms.CharField(
-        label=_("Headers"), widget=forms.Textarea({"rows": 6}), required=False
+        label=_("Headers"), widget=forms.Textarea({"rows": 6, "dir": "ltr"}), required=False
     )
     body = forms.CharField(
-        label=_("Body"), widget=forms.Textarea({"rows": 10}), required=False, strip=False
+        label=_("Body"),
+        widget=forms.Textarea({"rows": 10, "dir": "ltr"}),
+        required=False,
+        strip=False,
     )
     resign = forms.TypedChoiceField(
         label=_("Signature"),
@@ -250,18 +258,22 @@ class ReplayForm(forms.Form):
 
 
 class BulkReplayForm(RequestFilterForm):
-    target_url = forms.CharField(label=_("Send to"), max_length=500)
+    target_url = forms.CharField(
+        label=_("Send to"), widget=forms.TextInput({"dir": "ltr"}), max_length=500
+    )
     confirm_count = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
 class DoctorForm(forms.Form):
     headers = forms.CharField(
         label=_("Headers"),
-        widget=forms.Textarea({"rows": 5, "spellcheck": "false"}),
+        widget=forms.Textarea({"rows": 5, "spellcheck": "false", "dir": "ltr"}),
         help_text=_("One Name: value per line, as received."),
     )
     body = forms.CharField(
-        label=_("Raw body"), widget=forms.Textarea({"rows": 8, "spellcheck": "false"}), strip=False
+        label=_("Raw body"),
+        widget=forms.Textarea({"rows": 8, "spellcheck": "false", "dir": "ltr"}),
+        strip=False,
     )
     secret = forms.CharField(
         label=_("Also try this secret"),

@@ -11,6 +11,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
@@ -135,7 +136,7 @@ def send(
     # Only the start of the answer is kept; a huge or endless body is never read in full.
     try:
         raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
-    except (requests.RequestException, OSError, ValueError):
+    except (urllib3.exceptions.HTTPError, OSError, ValueError):
         raw = b""
     finally:
         response.close()

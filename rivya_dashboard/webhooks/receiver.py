@@ -24,13 +24,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.rivya import signing
+from rivya_dashboard.vault.crypto import DecryptionError
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState, Verdict
 
-# Headers that say something about the delivery; hop-by-hop noise from proxies is left out.
+# Credentials a sender attaches are not kept: secrets never reach the database in clear.
 SKIPPED_HEADERS = {"Cookie", "Authorization", "Proxy-Authorization"}
+SECRETS_UNREADABLE = "secrets_unreadable"
 HEADER_STATUS = {
     signing.WebhookVerificationError.MISSING_HEADER: 400,
     signing.WebhookVerificationError.MALFORMED_HEADER: 400,
+    SECRETS_UNREADABLE: 503,
 }
 SEARCH_TEXT_LIMIT = 64 * 1024
 
@@ -117,6 +120,10 @@ def verification(inbox: Inbox, headers: dict[str, str], body: bytes) -> tuple[st
         verified = signing.verify(inbox.accepted_secrets(), headers, body)
     except signing.WebhookVerificationError as error:
         return Verdict.REJECTED, error.reason, error.message, ""
+    except DecryptionError:
+        # The keyring that sealed the secrets is gone: a server fault, so the sender retries.
+        reason = _("The inbox's secrets cannot be decrypted; restore the keyring.")
+        return Verdict.REJECTED, SECRETS_UNREADABLE, reason, ""
     accepted = [m for m in inbox.secret_meta if m["state"] != SecretState.RETIRED]
     return Verdict.VERIFIED, "", "", accepted[verified.secret_index]["state"]
 

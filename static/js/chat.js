@@ -88,6 +88,8 @@
     var reply = turn.querySelector("[data-reply]");
     var thinking = turn.querySelector("[data-thinking]");
     active = { turn: turn, source: source, stopUrl: turn.getAttribute("data-stop-url") };
+    // Screen readers wait for the finished reply instead of reading every few words.
+    turn.setAttribute("aria-busy", "true");
     setBusy(true);
 
     source.addEventListener("delta", function (event) {
@@ -113,6 +115,7 @@
       if (source.readyState === EventSource.CLOSED && active && active.source === source) {
         active = null;
         setBusy(false);
+        turn.removeAttribute("aria-busy");
         showComposerError(label("labelStreamLost"), "");
       }
     };
@@ -196,6 +199,13 @@
 
   document.addEventListener("submit", function (event) {
     if (event.target.matches("[data-stop-form]")) { event.preventDefault(); stop(); }
+  });
+
+  document.addEventListener("change", function (event) {
+    if (!event.target.matches("[data-attach]")) return;
+    var shown = composer().querySelector("[data-attached]");
+    var file = event.target.files[0];
+    if (shown) shown.textContent = file ? file.name : "";
   });
 
   document.addEventListener("htmx:load", function (event) {

@@ -29,7 +29,20 @@
     });
     // With the exact size known up front, the console relays the bytes while they arrive.
     var file = form.querySelector("input[type=file]");
-    if (file && file.files.length) query.set("size", String(file.files[0].size));
+    if (file && file.files.length) {
+      var size = file.files[0].size;
+      var limits = JSON.parse(document.getElementById("upload-limits").textContent);
+      var refused = form.querySelector("[data-upload-refused]");
+      refused.hidden = !(size > (limits[query.get("kind")] || Infinity));
+      if (!refused.hidden) {
+        // Refuse before sending: the server would stop reading anyway, and a browser cut off
+        // mid-send often never shows the answer.
+        refused.textContent = form.getAttribute("data-too-large");
+        event.preventDefault();
+        return;
+      }
+      query.set("size", String(size));
+    }
     event.detail.path += (event.detail.path.indexOf("?") < 0 ? "?" : "&") + query.toString();
   });
 

@@ -161,11 +161,22 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     page.goto("/generations/gallery/")
     assert image_is_drawn(page, ".gallery img")
 
+    page.goto("/generate/side-by-side/")
+    expect(page.get_by_label("Suno Music")).to_be_visible()
+    screenshot(page, "side-by-side")
 
-def test_files_page_uploads_with_progress(page_as, sandbox_team_key, screenshot):
+
+def test_files_page_uploads_with_progress(page_as, sandbox_team_key, screenshot, settings):
+    settings.RIVYA_UPLOAD_MAX_MB = 1
     page = page_as(Role.OWNER, "owner")
     page.goto("/files/")
     page.get_by_label("Kind").select_option("image")
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "huge.png", "mimeType": "image/png", "buffer": bytes(1536 * 1024)}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("[data-upload-refused]")).to_contain_text("larger than the limit")
+    assert not UploadedFile.objects.exists()
     page.get_by_label("File").set_input_files(
         files=[{"name": "big.png", "mimeType": "image/png", "buffer": png_bytes(400, 400)}]
     )

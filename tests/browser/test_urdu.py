@@ -68,6 +68,7 @@ def capture(screenshot: Callable[[Page, str], None]) -> Callable[[Page, str], No
     """Screenshots of the page, after checking its layout on a desktop and on a phone."""
 
     def check_and_shoot(page: Page, name: str) -> None:
+        page.wait_for_load_state()
         size = page.viewport_size
         for viewport in (size, PHONE):
             page.set_viewport_size(viewport)

@@ -53,7 +53,7 @@ def submit(page: Page, prompt: str) -> None:
 
 
 def breakdown_row(page: Page, dimension: str, name: str):
-    table = page.locator("section", has=page.locator(f"#by-{dimension}")).locator("table")
+    table = page.locator(f"#by-{dimension}")
     return table.locator("tr", has=page.get_by_role("link", name=name, exact=True))
 
 

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from rivya_dashboard.env import (
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_secret,
@@ -25,7 +26,7 @@ from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "rivya_dashboard"
-ENV_HELPERS = {"env_bool", "env_int", "env_str", "env_list", "env_secret"}
+ENV_HELPERS = {"env_bool", "env_choice", "env_int", "env_str", "env_list", "env_secret"}
 
 
 def load_settings(monkeypatch, **env: str) -> ModuleType:
@@ -47,6 +48,7 @@ def load_settings(monkeypatch, **env: str) -> ModuleType:
         (lambda: env_int("RIVYA_T", 1), "ten", "RIVYA_T must be a whole number; got 'ten'"),
         (lambda: env_int("RIVYA_T", 1), "1.5", "RIVYA_T must be a whole number"),
         (lambda: env_int("RIVYA_T", 9, minimum=5), "4", "RIVYA_T must be at least 5; got 4"),
+        (lambda: env_choice("RIVYA_T", "B", ("A", "B")), "c", "RIVYA_T must be one of A, B"),
     ],
 )
 def test_it_names_the_variable_when_a_value_is_malformed(monkeypatch, reader, raw, expected):
@@ -134,6 +136,13 @@ def test_settings_prefer_secret_key_file(monkeypatch, tmp_path):
 
     assert loaded.SECRET_KEY == "k" * 60
     assert not (tmp_path / "data" / "secret_key").exists()
+
+
+def test_settings_read_the_log_level_in_any_case_and_refuse_an_unknown_one(monkeypatch, tmp_path):
+    loaded = load_settings(monkeypatch, RIVYA_DATA_DIR=str(tmp_path), RIVYA_LOG_LEVEL="warning")
+    assert loaded.LOGGING["root"]["level"] == "WARNING"
+    with pytest.raises(ImproperlyConfigured, match="RIVYA_LOG_LEVEL must be one of DEBUG"):
+        load_settings(monkeypatch, RIVYA_DATA_DIR=str(tmp_path), RIVYA_LOG_LEVEL="verbose")
 
 
 def test_settings_refuse_a_too_short_sqlite_timeout(monkeypatch, tmp_path):

@@ -132,6 +132,15 @@ def test_the_csv_export_holds_utc_times_and_json_detail(clients, events):
     assert json.loads(first["detail"]) == {"note": "member.deactivated"}
 
 
+def test_the_csv_export_quotes_text_a_spreadsheet_would_run(clients, members):
+    formula = '=HYPERLINK("https://evil.example","open")'
+    record(members[Role.ADMIN], "key.added", formula)
+    body = b"".join(clients[Role.ADMIN].get(EXPORT).streaming_content).decode()
+    row = next(csv.DictReader(io.StringIO(body)))
+    assert row["target"] == "'" + formula
+    assert row["action"] == "key.added"
+
+
 def test_a_reversed_date_range_is_a_clear_400(clients, events):
     client = clients[Role.ADMIN]
     response = client.get(f"{AUDIT}?date_from=2026-03-05&date_to=2026-03-01")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
@@ -34,6 +35,7 @@ def shared_file_database(transactional_db, tmp_path: Path) -> Iterator[None]:
     every connection of the test moves to a file copy with the production options (WAL)."""
     if connection.vendor != "sqlite":
         yield
+        wait_for_quiet()
         return
     connection.ensure_connection()
     memory = connection.connection
@@ -514,3 +516,33 @@ def test_a_console_failure_while_reading_ends_the_reply_with_an_error(
     assert "keyring" not in events[0][2]["text"]
     turn.refresh_from_db()
     assert turn.status == ChatTurn.Status.FAILED
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63f8cfc0f01f0005000201a5e2e0f90000000049454e44ae426082"
+)
+
+
+def test_an_image_goes_through_the_files_api_and_rides_with_the_turn(clients, chat_ready):
+    KeyGrant.objects.update(actions=["chat", "upload"])
+    client = clients[Role.OPERATOR]
+    image = SimpleUploadedFile("chart.png", PNG, content_type="image/png")
+    data = {"key": chat_ready.pk, "model": MODEL, "message": "What is this?", "image": image}
+
+    client.post(reverse("chat-new"), {**data, "idempotency_key": "idem-img"})
+    turn = ChatTurn.objects.get()
+    events = read_stream(client, turn)
+
+    assert turn.attachments[0]["name"] == "chart.png"
+    assert turn.attachments[0]["file_id"]
+    assert events[-1][1] == "done"
+    assert "1 image attachment" in "".join(data["text"] for _, _, data in events)
+    page = client.get(reverse("chat-session", args=[turn.session_id])).content.decode()
+    assert "chart.png" in page
+
+
+def test_models_without_image_support_offer_no_attachment(clients, chat_ready):
+    page = clients[Role.OPERATOR].get(reverse("chat"), {"model": "claude-sonnet-4-6-chat"})
+
+    assert 'name="image"' not in page.content.decode()

@@ -270,3 +270,15 @@ def test_an_announced_size_over_the_limit_is_refused_before_reading(operator, va
     response = upload(operator, vault_key, png_bytes(), query=query)
     assert response.status_code == 413
     assert not LedgerEntry.objects.filter(operation="files.create").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_relayed_file_the_api_refuses_shows_its_message(operator, vault_key, temp_dir):
+    content = png_bytes() + b"\x00" * 3_000_000
+    query = f"kind=audio&key={vault_key.pk}&size={len(content)}"
+    response = upload(operator, vault_key, content, name="song.wav", kind="audio", query=query)
+    assert response.status_code == 400
+    assert "request id: req_" in response.content.decode()
+    assert not UploadedFile.objects.exists()
+    assert LedgerEntry.objects.filter(operation="files.create", http_status=400).exists()
+    assert list(temp_dir.iterdir()) == []

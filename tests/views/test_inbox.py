@@ -119,12 +119,14 @@ def test_the_request_page_explains_a_delivery_signed_with_a_rotated_out_secret(
     assert b"which this inbox no longer accepts" in page.content
 
 
-def test_the_request_page_builds_a_signed_curl_command(clients, inbox):
+def test_admins_build_a_signed_curl_command_operators_cannot(clients, inbox):
     body = event_body()
     post(inbox, body, **signed(body))
     row = InboxRequest.objects.get()
     url = reverse("inbox-request", args=[row.pk])
-    response = clients[Role.OPERATOR].get(url, {"secret": 0}, headers={"HX-Request": "true"})
+    refused = clients[Role.OPERATOR].get(url, {"secret": 0}, headers={"HX-Request": "true"})
+    assert b"curl -sS" not in refused.content
+    response = clients[Role.ADMIN].get(url, {"secret": 0}, headers={"HX-Request": "true"})
     assert b"curl -sS -X POST" in response.content
     assert b"Rivya-Webhook-Signature: v1=" in response.content
     assert SECRET.encode() not in response.content
@@ -177,6 +179,7 @@ def test_admins_replay_edited_and_re_signed_to_a_local_target(clients, inbox, se
     assert response.status_code == 302
     sent = ForwardAttempt.objects.get()
     assert (sent.response_status, sent.resigned, sent.edited) == (202, True, True)
+    assert sent.response_excerpt == "thanks"
     headers, received = target.received[0]
     assert received == edited
     assert headers["X-Debug"] == "1"
@@ -299,3 +302,23 @@ def test_stored_requests_keep_the_exact_bytes(inbox):
     body = b'{"id":"evt_1",  "type":"generation.succeeded"}\r\n'
     post(inbox, body, **signed(body))
     assert InboxRequest.objects.get().body_bytes == body
+
+
+def test_settings_changes_are_audited_by_name(clients, inbox):
+    response = clients[Role.ADMIN].post(
+        reverse("inbox-settings", args=[inbox.pk]),
+        {"name": "Renamed", "response_status": 503, "forward_url": ""},
+    )
+    assert response.status_code == 302
+    inbox.refresh_from_db()
+    assert (inbox.name, inbox.response_status) == ("Renamed", 503)
+    audit = AuditEvent.objects.get(action="inbox.settings_changed")
+    assert audit.detail == {"name": "Renamed", "response_status": 503}
+
+
+def test_deleting_an_inbox_makes_its_url_answer_404(clients, inbox):
+    body = event_body()
+    post(inbox, body, **signed(body))
+    clients[Role.ADMIN].post(reverse("inbox-delete", args=[inbox.pk]))
+    assert not Inbox.objects.exists()
+    assert post(inbox, body, **signed(body)).status_code == 404

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
 from rivya_dashboard.rivya import signing
-from rivya_dashboard.webhooks import inboxes
+from rivya_dashboard.webhooks import inboxes, receiver
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, Verdict
 
 SECRET = "whsec_" + "k" * 32
@@ -149,6 +149,14 @@ def test_a_rehearsal_status_is_answered_and_retries_are_stored_again(inbox, memb
     assert post(inbox, body, **signed(body)).status_code == 200
     assert post(inbox, body, **signed(body)).json()["duplicate"] is True
     assert InboxRequest.objects.count() == 3
+
+
+def test_unreadable_secrets_answer_503_so_the_sender_retries(inbox):
+    Inbox.objects.filter(pk=inbox.pk).update(secrets_blob="v1:kgone:AAAAAAAAAAAAAAAAAAAAAAAA")
+    receiver.forget_inbox(inbox.token)
+    body = event_body()
+    assert post(inbox, body, **signed(body)).status_code == 503
+    assert InboxRequest.objects.get().reason_code == "secrets_unreadable"
 
 
 def test_secrets_are_stored_encrypted_and_never_audited(inbox):

@@ -139,10 +139,14 @@ def test_replacing_the_value_keeps_grants_and_history(owner_client, vault_key, m
 
 def test_a_rejected_replacement_keeps_the_old_value(owner_client, vault_key, sandbox_key):
     url = reverse("key-replace", args=[vault_key.pk])
-    response = owner_client.post(url, {"secret": "rvya_sk_" + "Q" * 40})
+    raw = "rvya_sk_" + "Q" * 40
+    response = owner_client.post(url, {"secret": raw})
     assert response.status_code == 400
     vault_key.refresh_from_db()
     assert vault_key.reveal() == sandbox_key
+    refused = AuditEvent.objects.get(action="key.replace_refused")
+    assert refused.detail["key_id"] == vault_key.pk and refused.detail["request_id"]
+    assert raw not in str(refused.detail)
 
 
 def test_disable_and_enable(owner_client, vault_key):

@@ -113,13 +113,29 @@ def test_htmx_gets_the_table_partial(clients, members, vault_key):
         reverse("ledger"), {"operation": "credits"}, HTTP_HX_REQUEST="true"
     )
     body = response.content.decode()
-    assert body.lstrip().startswith('<div id="ledger-table">')
+    assert body.lstrip().startswith('<div id="ledger-table"')
     assert "req_ok" in body and "req_bad" not in body
+    # The swapped table carries the export link for the filters now applied.
+    assert reverse("ledger-export") + "?operation=credits" in body
 
 
-def test_bad_filters_are_a_400_with_a_message(clients):
+@pytest.mark.parametrize("htmx", [False, True])
+def test_bad_filters_are_a_400_with_a_message_and_no_rows(clients, members, vault_key, htmx):
+    seed(members, vault_key)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = clients[Role.OWNER].get(
-        reverse("ledger"), {"date_from": "2026-02-01", "date_to": "2026-01-01"}
+        reverse("ledger"), {"date_from": "2026-02-01", "date_to": "2026-01-01"}, **headers
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "swap them" in body
+    assert "req_ok" not in body and "req_bad" not in body
+    assert reverse("ledger-export") not in body
+
+
+def test_a_bad_export_filter_is_a_400_page(clients):
+    response = clients[Role.OWNER].get(
+        reverse("ledger-export"), {"date_from": "2026-02-01", "date_to": "2026-01-01"}
     )
     assert response.status_code == 400
     assert "swap them" in response.content.decode()

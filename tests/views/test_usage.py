@@ -68,24 +68,33 @@ def test_totals_equal_the_ledgers_own_sum(clients, ledger):
 
 
 def test_breakdowns_split_spend_by_member_key_model_operation_and_status(owner_client, ledger):
-    breakdowns = {name: groups for name, _l, groups in page(owner_client).context["breakdowns"]}
-    by = {
-        name: {g.value: (g.credits, g.calls) for g, _link in groups}
-        for name, groups in breakdowns.items()
-    }
-    assert by["member"] == {
+    def by(dimension: str) -> dict:
+        groups = page(owner_client, by=dimension).context["groups"]
+        return {group.value: (group.credits, group.calls) for group, _link in groups}
+
+    assert by("member") == {
         "alice": (Decimal("5.5"), 2),
         "bob": (Decimal(14), 3),
         "carol": (Decimal(0), 1),
     }
-    assert by["key"]["Other key"] == (Decimal(10), 1)
-    assert by["model"]["veo"] == (Decimal(2), 1)
-    assert by["operation"]["credits.get"] == (Decimal(0), 1)
-    assert by["status"] == {
+    assert page(owner_client).context["by"] == "member"
+    assert by("key")["Other key"] == (Decimal(10), 1)
+    assert by("model")["veo"] == (Decimal(2), 1)
+    assert by("operation")["credits.get"] == (Decimal(0), 1)
+    assert by("status") == {
         "ok": (Decimal("15.5"), 4),
         "in_flight": (Decimal(4), 1),
         "failed": (Decimal(0), 1),
     }
+
+
+def test_a_group_links_to_the_view_filtered_by_it(owner_client, ledger):
+    response = page(owner_client, by="key")
+    (group, link), *_rest = response.context["groups"]
+    assert group.value == "Other key" or group.value == "Team sandbox"
+    followed = owner_client.get(reverse("usage") + link)
+    assert followed.context["form"].cleaned_data["key"] == group.value
+    assert followed.context["totals"].credits == group.credits
 
 
 def test_a_filter_narrows_every_figure(owner_client, ledger):
@@ -139,6 +148,8 @@ def test_the_csv_is_exactly_the_filtered_view(owner_client, ledger):
         ({"date_from": "2024-01-01", "date_to": "2026-01-01"}, "at most 366 days"),
         ({"member": "nobody"}, "No call in the ledger has member"),
         ({"status": "exploded"}, "Select a valid choice"),
+        ({"by": "shoe size"}, "pick a tab"),
+        ({"bucket": "noon-ish"}, "click the bar again"),
         ({"date_from": "yesterday"}, "Enter a valid date"),
     ],
 )

@@ -55,7 +55,7 @@ def _page(
         "page": Paginator(listing, 50).get_page(request.GET.get("page")),
         "upload_error": error,
         "limits": {kind: files.human_size(files.kind_limit(kind)) for kind in MEDIA_KINDS},
-        "largest": files.largest_limit(),
+        "limit_bytes": {kind: files.kind_limit(kind) for kind in MEDIA_KINDS},
     }
     template = "console/files.html#upload-region" if request.htmx else "console/files.html"
     return render(request, template, context, status=status)

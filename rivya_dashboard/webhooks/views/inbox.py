@@ -4,6 +4,7 @@ signature doctor, replay and cURL, the paste-in doctor, and bulk replay."""
 import time
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -32,7 +33,7 @@ BULK_LIMIT = 500
 @require_GET
 def inbox_list(request: HttpRequest) -> HttpResponse:
     context = {
-        "inboxes": Inbox.objects.select_related("key"),
+        "inboxes": Inbox.objects.select_related("key").annotate(received=Count("requests")),
         "form": InboxCreateForm(user=request.user),
         "can_manage": request.user.has_role(Role.ADMIN),
     }
@@ -44,7 +45,8 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
 def inbox_create(request: HttpRequest) -> HttpResponse:
     form = InboxCreateForm(request.POST, user=request.user)
     if not form.is_valid():
-        context = {"inboxes": Inbox.objects.all(), "form": form, "can_manage": True}
+        inboxes_shown = Inbox.objects.annotate(received=Count("requests"))
+        context = {"inboxes": inboxes_shown, "form": form, "can_manage": True}
         return render(request, "webhooks/inboxes.html", context, status=400)
     inbox = inboxes.do_create_inbox(
         request.user, name=form.cleaned_data["name"], key=form.cleaned_data["key"], request=request
@@ -126,13 +128,17 @@ def inbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("inbox")
 
 
-def secret_choices(inbox: Inbox) -> list[tuple[int, str]]:
+def secret_choices(request: HttpRequest, inbox: Inbox) -> list[tuple[int, str]]:
+    """Secrets the member may sign with. Only admins: a re-signed, edited event sent back to a
+    reachable inbox would pass as genuine and could finish jobs."""
+    if not request.user.has_role(Role.ADMIN):
+        return []
     return [(index, meta["preview"]) for index, meta in enumerate(inbox.secret_meta)]
 
 
 def request_context(request: HttpRequest, row: InboxRequest, **extra: object) -> dict:
     inbox = row.inbox
-    choices = secret_choices(inbox)
+    choices = secret_choices(request, inbox)
     diagnosis = doctor.diagnose(
         inboxes.candidates(inbox),
         row.headers,
@@ -163,7 +169,7 @@ def inbox_request(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
     curl = None
     if "secret" in request.GET:
-        form = CurlForm(request.GET, secret_choices=secret_choices(row.inbox))
+        form = CurlForm(request.GET, secret_choices=secret_choices(request, row.inbox))
         if form.is_valid():
             secret = forwarding.secret_for(row.inbox, form.cleaned_data["secret"])
             url = inboxes.receiver_url(row.inbox, request)
@@ -177,7 +183,7 @@ def inbox_request(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def inbox_replay(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
-    form = ReplayForm(request.POST, secret_choices=secret_choices(row.inbox))
+    form = ReplayForm(request.POST, secret_choices=secret_choices(request, row.inbox))
     if form.is_valid():
         data = form.cleaned_data
         try:
