@@ -169,6 +169,8 @@ def server_ms(answer: requests.Response) -> float:
 
 
 def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return max(values, default=0.0)
     return statistics.quantiles(values, n=20)[-1]
 
 
@@ -218,7 +220,7 @@ def main() -> int:
     print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for kind, values in times.items():
         print(
-            f"{kind:20} n={len(values):5}  p50 {statistics.median(values):6.1f} ms  "
+            f"{kind:20} n={len(values):5}  p50 {statistics.median(values or [0]):6.1f} ms  "
             f"p95 {p95(values):6.1f} ms"
         )
     missed = page >= PAGE_TARGET_MS or fragment >= FRAGMENT_TARGET_MS

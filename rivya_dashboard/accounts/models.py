@@ -122,10 +122,10 @@ class FailedLogin(models.Model):
 
 
 class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+    def update(self, **kwargs: object) -> int:
         raise TypeError("AuditEvent rows are append-only")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise TypeError("AuditEvent rows are append-only")
 
 
@@ -155,5 +155,5 @@ class AuditEvent(models.Model):
             raise TypeError("AuditEvent rows are append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("AuditEvent rows are append-only")

@@ -43,7 +43,9 @@ class TurnForm(forms.Form):
     reasoning_effort = forms.ChoiceField(label=_("Reasoning"), required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
-    def __init__(self, *args: object, model: CatalogueModel | None = None, **kwargs: object):
+    def __init__(
+        self, *args: object, model: CatalogueModel | None = None, **kwargs: object
+    ) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", new_idempotency_key())
         super().__init__(*args, **kwargs)
         self.allow_options(capabilities_of(model))
@@ -81,7 +83,9 @@ class NewChatForm(TurnForm):
 
     field_order = ["key", "model", "message"]
 
-    def __init__(self, *args: object, keys: list[ApiKey], models: list[CatalogueModel], **kwargs):
+    def __init__(
+        self, *args: object, keys: list[ApiKey], models: list[CatalogueModel], **kwargs: object
+    ) -> None:
         data = args[0] if args else kwargs.get("data")
         by_id = {model.model_id: model for model in models}
         chosen = (data or {}).get("model") or (kwargs.get("initial") or {}).get("model")
@@ -89,4 +93,3 @@ class NewChatForm(TurnForm):
         super().__init__(*args, model=model, **kwargs)
         self.fields["key"].queryset = ApiKey.objects.filter(pk__in=[key.pk for key in keys])
         self.fields["model"].choices = [(m.model_id, m.display_name) for m in models]
-        self.fields["model"].widget.attrs["data-model-select"] = ""

@@ -162,5 +162,8 @@ def low_balance_banner(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.has_role(Role.ADMIN):
         return {}
+    if getattr(request, "htmx", False):
+        # A swapped region never holds the banner; spare the query.
+        return {}
     low = BalanceAlert.objects.filter(below_since__isnull=False).select_related("key")
     return {"low_balance_alerts": list(low)}

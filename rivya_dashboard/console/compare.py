@@ -39,6 +39,14 @@ def default_params(model: dict) -> dict[str, Any]:
     return params
 
 
+def model_facts(model: CatalogueModel) -> dict[str, str]:
+    return {
+        "name": model.display_name,
+        "category": model.category,
+        "credits": f"{model.base_credits.normalize():f}",
+    }
+
+
 def initial() -> dict[str, str]:
     return {"nonce": generate_form.new_nonce()}
 
@@ -58,7 +66,7 @@ class CompareForm(forms.Form):
         self.catalogue = {model.model_id: model for model in comparable_models()}
         self.fields["key"].choices = [(pk, key.label) for pk, key in self.keys.items()]
         self.fields["models"].choices = [
-            (model_id, f"{model.display_name} · {model.category} · {model.base_credits:g}")
+            (model_id, _("%(name)s · %(category)s · %(credits)s cr") % model_facts(model))
             for model_id, model in self.catalogue.items()
         ]
 

@@ -36,7 +36,7 @@ MAX_DAYS = 366
 DEFAULT_DAYS = 30
 # Ranges this short are charted by hour; a day's bar would hide the shape of a busy afternoon.
 HOURLY_UP_TO_DAYS = 2
-DRILL_ROWS = 100
+DRILL_ROWS = 50
 
 SPENT = Coalesce(
     "credits_final", "credits_reserved", output_field=DecimalField(max_digits=20, decimal_places=4)
@@ -113,7 +113,6 @@ class UsageFilterForm(forms.Form):
                 "Break the spend down by member, key, model, operation or status; pick a tab."
             )
         },
-    )
     )
 
     def clean(self) -> dict:

@@ -154,10 +154,6 @@ class InboxRequest(models.Model):
         except ValueError:
             return self.body_text
 
-    @property
-    def is_ok(self) -> bool:
-        return self.verdict in (Verdict.VERIFIED, Verdict.UNVERIFIED)
-
 
 class ForwardAttempt(models.Model):
     """One replay or live forward of a stored request, with what the target answered."""

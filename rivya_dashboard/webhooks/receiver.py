@@ -90,7 +90,6 @@ def forget_inbox(token: str) -> None:
 class Outcome:
     status: int
     payload: dict
-    stored: InboxRequest | None
 
 
 def max_body_bytes() -> int:
@@ -174,7 +173,7 @@ def ingest(
     except IntegrityError:
         return duplicate(inbox, row.event_id)
     after_store(inbox, row, payload)
-    return Outcome(row.response_status, {"received": True, "id": row.event_id}, row)
+    return Outcome(row.response_status, {"received": True, "id": row.event_id})
 
 
 def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str) -> Outcome:
@@ -182,7 +181,7 @@ def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str)
     row.response_status = status
     with one_writer():
         row.save()
-    return Outcome(status, {"error": code, "message": reason}, row)
+    return Outcome(status, {"error": code, "message": reason})
 
 
 def too_large_text() -> str:
@@ -198,8 +197,8 @@ def duplicate(inbox: Inbox, event_id: str) -> Outcome:
         )
     if not counted:
         # No stored copy to count on: the inbox was deleted after this request looked it up.
-        return Outcome(404, {"error": "not_found"}, None)
-    return Outcome(200, {"received": True, "id": event_id, "duplicate": True}, None)
+        return Outcome(404, {"error": "not_found"})
+    return Outcome(200, {"received": True, "id": event_id, "duplicate": True})
 
 
 def after_store(inbox: Inbox, row: InboxRequest, payload: dict) -> None:

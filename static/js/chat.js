@@ -37,7 +37,6 @@
     var send = form.querySelector("[data-send]");
     if (stop) stop.hidden = !busy;
     if (send) send.disabled = busy;
-    form.toggleAttribute("data-busy", busy);
   }
 
   function showComposerError(message, requestId) {

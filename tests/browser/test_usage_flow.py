@@ -102,8 +102,8 @@ def test_two_members_spend_the_page_splits_it_the_csv_matches_and_a_cap_holds(
     expect(owner.locator("#drill")).to_contain_text("bob")
     expect(owner.locator("#drill")).not_to_contain_text("alice")
 
-    # Screenshots last: Playwright's full-page capture leaves attributes that htmx's settle step
-    # would copy into a later swap, which the browser reports as an inline-style violation.
+    # Screenshots last: an htmx swap right after a full-page capture was reported as an
+    # inline-style violation, which pages opened afresh never show.
     owner.goto("/usage/")
     screenshot(owner, "usage")
 

@@ -14,6 +14,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.console import generations
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.sandbox.keys import issue_key
@@ -53,7 +54,9 @@ def work_until(page: Page, condition: Callable[[], bool], timeout: float = 30) -
 
 
 @pytest.fixture
-def team_key(live_server, settings) -> ApiKey:
+def team_key(live_server, settings, monkeypatch) -> ApiKey:
+    # Polling stays the fallback; pushed back here so the webhook is the path under test.
+    monkeypatch.setattr(generations, "FIRST_POLL_SECONDS", 60.0)
     settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
     SandboxSettings.load()
     SandboxSettings.objects.update(clock_speed=20)

@@ -20,6 +20,7 @@ from pathlib import Path
 import polib
 import pytest
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation.template import templatize
 
 BASE = Path(settings.BASE_DIR)
@@ -250,7 +251,12 @@ def test_the_compiled_catalogue_matches_its_source():
     [("Sign out", "سائن آؤٹ"), ("Sign in", "سائن ان"), ("Owner", "مالک")],
 )
 def test_urdu_pages_read_the_console_catalogue(english, urdu):
-    from django.utils import translation
-
     with translation.override("ur"):
         assert translation.gettext(english) == urdu
+
+
+def test_the_console_catalogue_overrides_djangos_urdu():
+    """Django's own Urdu spells "is" with a do-chashmi he (ھے); Urdu writes ہے."""
+    with translation.override("ur"):
+        assert translation.gettext("This field is required.").startswith("یہ خانہ لازمی ہے")
+        assert translation.gettext("Password confirmation") == "پاس ورڈ کی تصدیق"

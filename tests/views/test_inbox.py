@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
 from rivya_dashboard.console.models import Generation
-from rivya_dashboard.webhooks import inboxes
+from rivya_dashboard.webhooks import forwarding, inboxes
 from rivya_dashboard.webhooks.models import ForwardAttempt, Inbox, InboxRequest
 from tests.views.test_inbox_receiver import OLD_SECRET, SECRET, event_body, post, signed
 
@@ -322,3 +322,29 @@ def test_deleting_an_inbox_makes_its_url_answer_404(clients, inbox):
     clients[Role.ADMIN].post(reverse("inbox-delete", args=[inbox.pk]))
     assert not Inbox.objects.exists()
     assert post(inbox, body, **signed(body)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("role", "setting", "allowed"),
+    [
+        (Role.OWNER, True, True),
+        (Role.ADMIN, True, True),
+        (Role.ADMIN, False, False),
+        (Role.OPERATOR, True, False),
+    ],
+)
+def test_loopback_targets_need_admin_and_the_setting(members, settings, role, setting, allowed):
+    settings.RIVYA_ALLOW_LOCAL_FORWARD = setting
+    local = forwarding.may_reach_local(members[role])
+    assert local is allowed
+    if allowed:
+        assert forwarding.check_target("http://127.0.0.1:8001/hook?x=1", allow_local=local)
+    else:
+        with pytest.raises(forwarding.TargetRefused):
+            forwarding.check_target("http://127.0.0.1:8001/hook", allow_local=local)
+
+
+def test_link_local_metadata_is_refused_even_for_admins(settings):
+    settings.RIVYA_ALLOW_LOCAL_FORWARD = True
+    with pytest.raises(forwarding.TargetRefused):
+        forwarding.check_target("http://169.254.169.254/latest/meta-data", allow_local=True)

@@ -1,9 +1,14 @@
 """The console's language: the browser's Accept-Language by default, a member's choice above it."""
 
+from datetime import date
+from io import StringIO
+
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import formats, translation
 
 from rivya_dashboard.accounts.models import Role, User
 
@@ -92,12 +97,15 @@ def test_the_switcher_works_before_setup(db):
 
 
 def test_urdu_numbers_and_dates_use_the_urdu_formats():
-    from datetime import date
-
-    from django.utils import formats, translation
-
     with translation.override("ur"):
         assert formats.date_format(date(2026, 3, 5)) == "5 مارچ 2026"
         assert formats.number_format(1234567.5, 1, force_grouping=True) == "1,234,567.5"
     with translation.override("en"):
         assert formats.date_format(date(2026, 3, 5)) == "March 5, 2026"
+
+
+def test_management_commands_speak_the_active_language(db):
+    errors = StringIO()
+    with translation.override("ur"):
+        call_command("sandbox_key", stdout=StringIO(), stderr=errors)
+    assert "سینڈباکس کلید بن گئی" in errors.getvalue()

@@ -3,6 +3,7 @@
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.sandbox import choices
 from rivya_dashboard.sandbox.keys import issue_key
@@ -21,12 +22,15 @@ class Command(BaseCommand):
         if options["scopes"]:
             scopes = [scope.strip() for scope in str(options["scopes"]).split(",") if scope.strip()]
         if int(options["credits"]) < 0:
-            raise CommandError("--credits must be zero or more")
+            raise CommandError(_("--credits must be zero or more."))
         try:
             raw_key = issue_key(
                 scopes=scopes, credits=int(options["credits"]), name=options["name"]
             )
         except ValueError as exc:
-            raise CommandError(f"{exc}. Known scopes: {', '.join(choices.SCOPES)}") from None
-        self.stderr.write("Sandbox key created; it is shown only once:")
+            known = ", ".join(choices.SCOPES)
+            raise CommandError(
+                _("%(error)s. Known scopes: %(known)s") % {"error": exc, "known": known}
+            ) from None
+        self.stderr.write(_("Sandbox key created; it is shown only once:"))
         self.stdout.write(raw_key)

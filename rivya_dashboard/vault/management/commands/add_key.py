@@ -4,6 +4,7 @@ import sys
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.vault import keys
 from rivya_dashboard.vault.models import PRODUCTION_BASE_URL, ApiKey, Environment
@@ -26,7 +27,9 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         label = str(options["label"]).strip()
         if not label or ApiKey.objects.filter(label__iexact=label).exists():
-            raise CommandError(f"Choose another label: {label!r} is empty or already used.")
+            raise CommandError(
+                _("Choose another label: %(label)r is empty or already used.") % {"label": label}
+            )
         base_url = str(options["base_url"]).rstrip("/")
         environment = (
             Environment.PRODUCTION if base_url == PRODUCTION_BASE_URL else Environment.CUSTOM
@@ -39,6 +42,9 @@ class Command(BaseCommand):
         except keys.KeyRejected as exc:
             raise CommandError(keys.rejection_text(exc)) from None
         denied = key.denied_scopes()
-        self.stdout.write(f"Stored key {key.label} ({key.display}) for {key.base_url}.")
+        self.stdout.write(
+            _("Stored key %(label)s (%(display)s) for %(url)s.")
+            % {"label": key.label, "display": key.display, "url": key.base_url}
+        )
         if denied:
-            self.stdout.write(f"Scopes missing: {', '.join(denied)}.")
+            self.stdout.write(_("Scopes missing: %(scopes)s.") % {"scopes": ", ".join(denied)})

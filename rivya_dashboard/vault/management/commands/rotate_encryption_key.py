@@ -3,6 +3,8 @@
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.vault import crypto, rotation
@@ -38,18 +40,30 @@ class Command(BaseCommand):
             self.stdout.write(crypto.new_entry())
             return
         if int(options["batch_size"]) < 1:
-            raise CommandError("--batch-size must be at least 1")
+            raise CommandError(_("--batch-size must be at least 1."))
         ring = crypto.keyring(refresh=True)
         if ring.managed_path is not None and not options["no_new_key"]:
             primary = crypto.add_primary_key()
-            self.stdout.write(f"Added key {primary} to {ring.managed_path}.")
+            self.stdout.write(
+                _("Added key %(key)s to %(path)s.") % {"key": primary, "path": ring.managed_path}
+            )
         else:
             primary = ring.primary_id
-            self.stdout.write(f"Re-encrypting under the first key of the keyring, {primary}.")
+            self.stdout.write(
+                _("Re-encrypting under the first key of the keyring, %(key)s.") % {"key": primary}
+            )
         report = rotation.reencrypt_all(int(options["batch_size"]))
         self.stdout.write(
-            f"Re-encrypted {report.reencrypted}, already current {report.current}, "
-            f"empty {report.empty}, failed {len(report.failed)}."
+            _(
+                "Re-encrypted %(done)s, already current %(current)s, empty %(empty)s, "
+                "failed %(failed)s."
+            )
+            % {
+                "done": report.reencrypted,
+                "current": report.current,
+                "empty": report.empty,
+                "failed": len(report.failed),
+            }
         )
         for failure in report.failed:
             self.stderr.write(failure)
@@ -65,9 +79,16 @@ class Command(BaseCommand):
         )
         self.report_retired(retired, bool(options["remove_old"]))
         if report.failed:
+            count = len(report.failed)
             raise CommandError(
-                f"{len(report.failed)} secret(s) could not be decrypted; their keys stay in the "
-                "keyring. Paste those keys' values again, then run this command once more."
+                ngettext(
+                    "%(count)s secret could not be decrypted; its key stays in the keyring. "
+                    "Paste that key's value again, then run this command once more.",
+                    "%(count)s secrets could not be decrypted; their keys stay in the keyring. "
+                    "Paste those keys' values again, then run this command once more.",
+                    count,
+                )
+                % {"count": count}
             )
 
     def report_retired(self, retired: set[str], remove: bool) -> None:
@@ -76,6 +97,11 @@ class Command(BaseCommand):
         names = ", ".join(sorted(retired))
         if remove and crypto.keyring().managed_path is not None:
             crypto.remove_keys(retired)
-            self.stdout.write(f"Removed unused keys {names} from the keyring.")
+            self.stdout.write(
+                _("Removed unused keys %(names)s from the keyring.") % {"names": names}
+            )
         else:
-            self.stdout.write(f"No stored secret uses {names} any more; they can be removed.")
+            self.stdout.write(
+                _("No stored secret uses %(names)s any more; they can be removed.")
+                % {"names": names}
+            )
