@@ -111,6 +111,22 @@ def seed(env: dict, users: int) -> list[int]:
     return [job.pk for job in jobs]
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its descendants (the web workers)."""
+    total, pending = 0.0, [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        pending.extend(int(child) for child in children)
+    return total
+
+
 def sign_in(origin: str, username: str) -> requests.Session:
     session = requests.Session()
     session.get(f"{origin}/accounts/login/").raise_for_status()
@@ -202,6 +218,7 @@ def main() -> int:
             times: dict[str, list[float]] = {
                 name: [] for kind in kinds for name in (kind, f"{kind} at client")
             }
+            cpu_before = tree_cpu_seconds(server.pid)
             until = time.monotonic() + args.seconds
             threads = [
                 threading.Thread(target=browse, args=(origin, s, job_ids, until, times))
@@ -211,6 +228,7 @@ def main() -> int:
                 thread.start()
             for thread in threads:
                 thread.join()
+            cpu_used = tree_cpu_seconds(server.pid) - cpu_before
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -218,6 +236,8 @@ def main() -> int:
     count = sum(len(times[kind]) for kind in ("page", "fragment", "baseline"))
     print(f"{count} requests from {args.users} users in {args.seconds} s ({JOBS} jobs stored)")
     print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    # CPU per request does not depend on what else the machine runs, unlike the times below.
+    print(f"server CPU per request: {cpu_used / count * 1000:.1f} ms on average")
     for kind, values in times.items():
         print(
             f"{kind:20} n={len(values):5}  p50 {statistics.median(values or [0]):6.1f} ms  "

@@ -17,6 +17,7 @@ from rivya_dashboard.console.models import Generation
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
+from tests.browser.conftest import PHONE
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
@@ -114,3 +115,17 @@ def test_two_members_spend_the_page_splits_it_the_csv_matches_and_a_cap_holds(
     owner.goto("/")
     expect(owner.get_by_test_id("home-today")).to_contain_text(str(page_total))
     screenshot(owner, "home")
+
+
+@pytest.mark.parametrize("path", ["/", "/credits/", "/usage/", "/usage/?by=operation"])
+def test_the_pages_fit_a_phone_and_only_the_chart_scrolls(page_as, team, path):
+    alice = page_as(Role.OPERATOR, "alice")
+    submit(alice, "a red kite")
+    alice.wait_for_url("**/generations/*/")
+    owner = page_as(Role.OWNER, "owner", viewport=PHONE)
+    owner.goto(path)
+    assert owner.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    clipped = (
+        "[...document.querySelectorAll('.table-wrap')].filter(w => w.scrollWidth > w.clientWidth)"
+    )
+    assert owner.evaluate(f"{clipped}.length") == 0
