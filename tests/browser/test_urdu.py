@@ -74,18 +74,6 @@ def capture(screenshot: Callable[[Page, str], None]) -> Callable[[Page, str], No
             page.set_viewport_size(viewport)
             assert page.evaluate(LAYOUT_PROBLEMS) == [], (name, viewport)
         page.set_viewport_size(size)
-        words = page.evaluate("""() => {
-          const found = new Set();
-          const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-          while (walker.nextNode()) {
-            const node = walker.currentNode;
-            if (node.parentElement.closest("code, pre, .mono, [dir=ltr], script, style, textarea, select, .visually-hidden")) continue;
-            for (const word of node.textContent.match(/[A-Za-z][A-Za-z'-]{2,}/g) || []) found.add(word);
-          }
-          return [...found];
-        }""")
-        with open("/tmp/i18n/latin.txt", "a") as out:
-            out.write(f"{name}: {' '.join(sorted(words))}\n")
         screenshot(page, f"ur-{name}")
 
     return check_and_shoot
