@@ -2,8 +2,13 @@
 
 import os
 import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
+from django.db import connection, connections
 from django.test import Client
 
 from rivya_dashboard.accounts.models import Role, User
@@ -53,6 +58,34 @@ def _data_dir(settings, tmp_path):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def file_backed_db(transactional_db, tmp_path: Path) -> Iterator[None]:
+    """A test database that threads share as the console's workers do: each on its own connection.
+
+    Django's SQLite test database is a shared-cache in-memory one: every thread reaches the same
+    connection cache and its table locks fail at once instead of waiting. On SQLite every
+    connection of the test therefore moves to a file copy, opened with the console's options (WAL,
+    IMMEDIATE transactions, busy timeout); PostgreSQL already gives each thread its own
+    connection. Threads close their connections before they end."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    memory = connection.connection
+    file_name = tmp_path / "test.sqlite3"
+    with closing(sqlite3.connect(file_name)) as target:
+        memory.backup(target)
+    database = connections.settings["default"]
+    original = database["NAME"]
+    database["NAME"] = str(file_name)
+    # Keep the in-memory database alive (closing its last connection would drop it).
+    connection.connection = None
+    yield
+    connection.close()
+    database["NAME"] = original
+    connection.connection = memory
 
 
 def make_member(role: str, username: str | None = None) -> User:

@@ -28,7 +28,13 @@ class TurnForm(forms.Form):
         max_length=MAX_MESSAGE_LENGTH,
         strip=False,
         widget=forms.Textarea(
-            attrs={"rows": 3, "placeholder": _("Ask anything…"), "data-composer-input": ""}
+            # dir=auto: a message reads in its own script, whatever the page's direction.
+            attrs={
+                "rows": 3,
+                "placeholder": _("Ask anything…"),
+                "data-composer-input": "",
+                "dir": "auto",
+            }
         ),
         error_messages={"required": _("Write a message first.")},
     )
@@ -40,6 +46,7 @@ class TurnForm(forms.Form):
         ),
     )
     enable_web_search = forms.BooleanField(label=_("Search the web"), required=False)
+    enable_thoughts = forms.BooleanField(label=_("Show thoughts"), required=False)
     reasoning_effort = forms.ChoiceField(label=_("Reasoning"), required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
@@ -54,6 +61,8 @@ class TurnForm(forms.Form):
         """Options appear only where the model's chat_capabilities allow them."""
         if not capabilities.get("web_search"):
             self.fields.pop("enable_web_search", None)
+        if not capabilities.get("thoughts"):
+            self.fields.pop("enable_thoughts", None)
         if not capabilities.get("image_attachments"):
             self.fields.pop("image", None)
         efforts = [str(e) for e in capabilities.get("reasoning_efforts") or [] if e]
@@ -73,6 +82,7 @@ class TurnForm(forms.Form):
         effort = data.get("reasoning_effort") or ""
         return {
             "enable_web_search": bool(data.get("enable_web_search")),
+            "enable_thoughts": bool(data.get("enable_thoughts")),
             "reasoning_effort": "" if effort == "default" else effort,
         }
 

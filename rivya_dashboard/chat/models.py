@@ -69,6 +69,7 @@ class ChatTurn(models.Model):
     attachments = models.JSONField(default=list, blank=True)
     enable_web_search = models.BooleanField(default=False)
     reasoning_effort = models.CharField(max_length=16, blank=True)
+    enable_thoughts = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=100, unique=True, default=new_idempotency_key)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     superseded = models.BooleanField(default=False)

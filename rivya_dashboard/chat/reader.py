@@ -129,6 +129,7 @@ class ReplyReader:
             attachments=[{"file_id": item["file_id"]} for item in turn.attachments] or None,
             enable_web_search=turn.enable_web_search or None,
             reasoning_effort=turn.reasoning_effort or None,
+            enable_thoughts=turn.enable_thoughts or None,
             client_request_id=f"console-turn-{turn.pk}",
             idempotency_key=turn.idempotency_key,
         )

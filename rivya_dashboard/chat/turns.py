@@ -139,6 +139,7 @@ def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
     options = {
         "enable_web_search": turn.enable_web_search,
         "reasoning_effort": turn.reasoning_effort,
+        "enable_thoughts": turn.enable_thoughts,
         "replaces": turn,
     }
     ChatTurn.objects.filter(pk=turn.pk).update(superseded=True)

@@ -82,6 +82,11 @@ def alert_for(key: ApiKey) -> BalanceAlert:
     return BalanceAlert.objects.filter(key=key).first() or BalanceAlert(key=key)
 
 
+def alert_form(key: ApiKey, data: object = None) -> AlertForm:
+    # One form per key on the same page: the prefix keeps their field ids apart.
+    return AlertForm(data, instance=alert_for(key), prefix=f"alert-{key.pk}")
+
+
 @transaction.atomic
 def do_save_alert(actor: User, form: AlertForm, *, request: HttpRequest | None = None) -> None:
     alert = form.save(commit=False)

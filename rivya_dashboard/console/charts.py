@@ -21,6 +21,7 @@ PAD_TOP = 10
 PAD_BOTTOM = 26
 TICKS = 4
 MAX_X_LABELS = 8
+LINE_INSET = 24
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,16 @@ class BarInput:
     href: str
 
 
+# Tops of the y axis whose quarters are round numbers, per power of ten.
+NICE_TOPS = (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10)
+
+
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten at or above value (1 for nothing)."""
+    """The smallest round top (see NICE_TOPS) at or above value (1 for nothing)."""
     if value <= 0:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in NICE_TOPS:
         if value <= step * power:
             return step * power
     return 10 * power
@@ -106,8 +111,11 @@ def sparse_labels(positions: Sequence[float], texts: Sequence[str]) -> list[XLab
     ]
 
 
-def bar_chart(inputs: Sequence[BarInput]) -> Chart:
+def bar_chart(inputs: Sequence[BarInput], *, counts: bool = False) -> Chart:
+    """Bars of inputs; with counts, the axis keeps to whole numbers (no "0.75 calls")."""
     top = nice_ceiling(float(max((i.value for i in inputs), default=0)))
+    if counts:
+        top = TICKS * math.ceil(top / TICKS)
     ticks, per_unit = y_scale(top)
     slot = (WIDTH - PAD_START - PAD_END) / max(len(inputs), 1)
     gap = min(slot * 0.2, 6)
@@ -148,13 +156,14 @@ def line_chart(points: Sequence[tuple[datetime, Decimal]], date_format: str = "d
     top = nice_ceiling(float(max((value for _at, value in points), default=0)))
     ticks, per_unit = y_scale(top)
     baseline = HEIGHT - PAD_BOTTOM
-    width = WIDTH - PAD_START - PAD_END
+    # Inset from both ends, so the first and last date labels are not cut at the edges.
+    start, width = PAD_START + LINE_INSET, WIDTH - PAD_START - PAD_END - 2 * LINE_INSET
     if len(points) > 1:
         first, last = points[0][0], points[-1][0]
         span = (last - first).total_seconds() or 1
-        xs = [PAD_START + width * (at - first).total_seconds() / span for at, _value in points]
+        xs = [start + width * (at - first).total_seconds() / span for at, _value in points]
     else:
-        xs = [PAD_START + width / 2 for _point in points]
+        xs = [start + width / 2 for _point in points]
     coords = " ".join(
         f"{x:.1f},{baseline - float(value) * per_unit:.1f}"
         for x, (_at, value) in zip(xs, points, strict=True)

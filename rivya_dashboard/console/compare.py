@@ -53,7 +53,9 @@ def initial() -> dict[str, str]:
 
 class CompareForm(forms.Form):
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
-    prompt = forms.CharField(label=gettext_lazy("Prompt"), widget=forms.Textarea(attrs={"rows": 3}))
+    prompt = forms.CharField(
+        label=gettext_lazy("Prompt"), widget=forms.Textarea(attrs={"rows": 3, "dir": "auto"})
+    )
     models = forms.MultipleChoiceField(
         label=gettext_lazy("Models (two or three)"),
         widget=forms.CheckboxSelectMultiple(attrs={"class": "model-picks"}),

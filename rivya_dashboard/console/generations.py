@@ -76,7 +76,9 @@ class Submission:
     duplicate: bool
 
 
-def _apply_remote(generation: Generation, remote: dict) -> None:
+def apply_remote_state(generation: Generation, remote: dict) -> None:
+    """Copy a remote generation object (from a create, a poll or a webhook event) onto the row,
+    unsaved: the caller saves it with its own scheduling fields."""
     status = remote.get("status")
     if status in REMOTE_STATUSES:
         generation.status = status
@@ -147,7 +149,7 @@ def do_submit(
     except RivyaError:
         generation.delete()
         raise
-    _apply_remote(generation, remote)
+    apply_remote_state(generation, remote)
     if generation.status == Status.SUBMITTING:
         generation.status = Status.QUEUED
     _schedule(generation)
@@ -255,11 +257,11 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
         generation.request_id = exc.request_id or ""
         _schedule(generation)
         return generation
-    _apply_remote(generation, remote)
+    apply_remote_state(generation, remote)
     if generation.is_terminal:
         generation.next_poll_at = None
         generation.save()
-        _settle_charge(generation)
+        settle_charge(generation)
         if generation.status == Status.SUCCEEDED:
             do_cache_outputs(generation)
     else:
@@ -279,7 +281,7 @@ def _fetch_remote(generation: Generation) -> dict:
         return client.get_generation(generation.remote_id)
 
 
-def _settle_charge(generation: Generation) -> None:
+def settle_charge(generation: Generation) -> None:
     """The create call's ledger row takes the final charge, so caps count what was really paid."""
     if generation.final_credits is None:
         return

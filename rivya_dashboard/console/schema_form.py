@@ -180,7 +180,8 @@ class GenerationForm(forms.Form):
     key = forms.ChoiceField(label=gettext_lazy("API key"))
     prompt = forms.CharField(
         label=gettext_lazy("Prompt"),
-        widget=forms.Textarea(attrs={"rows": 4, "data-prompt": ""}),
+        # dir=auto: a prompt reads in its own script, whatever the page's direction.
+        widget=forms.Textarea(attrs={"rows": 4, "data-prompt": "", "dir": "auto"}),
         strip=False,
     )
     reference_files = forms.MultipleChoiceField(

@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 EVENT_STREAM = "text/event-stream"
-BEARER = re.compile(r"^Bearer\s+(\S+)\s*$")
+# The auth scheme name is case-insensitive (RFC 9110 §11.1).
+BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
 @dataclass
@@ -253,11 +254,11 @@ def finish(call: Call, response: HttpResponse) -> None:
 
 def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpResponse:
     sandbox = SandboxSettings.load()
-    call.faults = faults.parse_header(call.request.headers.get(choices.FAULT_HEADER, ""))
     if sandbox.public_api_disabled:
         raise ApiError(503, "public_api_disabled", "The public API is temporarily switched off.")
     authenticate(operation, call)
-    call.faults = faults.merged(sandbox, call.key, call.faults)
+    header_faults = faults.parse_header(call.request.headers.get(choices.FAULT_HEADER, ""))
+    call.faults = faults.merged(sandbox, call.key, header_faults)
     faults.apply_latency(call.faults)
     faults.raise_status_fault(call.faults)
     if call.key is not None:
@@ -362,7 +363,7 @@ def parse_json_body(request: HttpRequest, schema: dict) -> Any:
         raise body_too_large()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise validation_failed("The request body must be a JSON object.") from None
     check_storable(body)
     try:
@@ -374,8 +375,12 @@ def parse_json_body(request: HttpRequest, schema: dict) -> Any:
 
 
 def check_storable(body: Any) -> None:
-    """Refuse what JSON allows but a database cannot store: NUL and unpaired surrogates."""
-    text = json.dumps(body, ensure_ascii=False)
+    """Refuse what a database cannot store: NUL, unpaired surrogates, NaN and infinities
+    (Python's json reads 1e999 and NaN, but JSON columns reject them)."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise validation_failed("Numbers in the body must be finite.") from None
     try:
         text.encode()
     except UnicodeEncodeError:

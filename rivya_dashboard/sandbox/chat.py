@@ -339,8 +339,10 @@ class Turn:
 )
 def create_completion(call: Call) -> dict:
     turn = Turn(call)
-    turn.begin()
-    return turn.complete(turn.reply)
+    # One transaction: a failure after the reservation leaves neither a charge nor a lone message.
+    with transaction.atomic():
+        turn.begin()
+        return turn.complete(turn.reply)
 
 
 def sse(event: str, data: Any) -> bytes:

@@ -263,7 +263,7 @@ def wav_duration(head: bytes, size: int) -> float | None:
 
 def mp4_duration(head: bytes) -> float | None:
     index = head.find(b"mvhd")
-    if index < 0 or len(head) < index + 32:
+    if index < 0 or len(head) < index + 36:
         return None
     version = head[index + 4]
     if version == 1:

@@ -192,7 +192,10 @@ def check_duration_token(field: str, token: str | None, upload: UploadedFile | N
 def uploaded_file_for(url: str, call: Call) -> UploadedFile | None:
     """The sandbox upload a reference URL points at; unknown or expired ones fail validation."""
     media_path = reverse("sandbox-api:media", args=["-"])[:-1]
-    path = urlsplit(url).path
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        raise validation_failed(f"params.referenceMediaItems: {url!r} is not a URL") from None
     if not path.startswith(media_path):
         return None
     name = path[len(media_path) :]

@@ -101,6 +101,9 @@ def wav_bytes(pcm: bytes) -> bytes:
 def serve(request: HttpRequest, name: str) -> HttpResponse:
     if not settings.RIVYA_SANDBOX:
         raise Http404("The sandbox is switched off.")
+    if "\x00" in name:
+        # PostgreSQL text cannot hold NUL: no stored name has one.
+        raise Http404("No such sandbox file.")
     stem, _, extension = name.partition(".")
     if stem.startswith("task_"):
         return generation_media(stem, extension)

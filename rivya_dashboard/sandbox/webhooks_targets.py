@@ -66,8 +66,14 @@ def _check_public(host: str, port: int) -> None:
 def address_problem(address: str) -> str | None:
     """Why an address may not receive deliveries, or None when it is a public address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv4-mapped, 6to4 and Teredo addresses reach the IPv4 address they carry.
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo and ip.teredo[1])
+        if inner:
+            return address_problem(str(inner))
+        if ip.is_site_local:
+            # fec0::/10 is deprecated but still routed by some stacks, and is_global allows it.
+            return _("a private or local-network address")
     if ip.is_loopback:
         return _("a loopback address")
     if ip.is_unspecified or ip.is_reserved or ip.is_multicast:

@@ -46,14 +46,14 @@ def do_apply_event(request_pk: int) -> Generation | None:
             return None
         row.generation = generation
         if not generation.is_terminal:
-            generations._apply_remote(generation, data)
+            generations.apply_remote_state(generation, data)
             if generation.is_terminal:
                 generation.next_poll_at = None
                 row.generation_applied_at = timezone.now()
             generation.save()
         row.save(update_fields=["generation", "generation_applied_at"])
     if row.generation_applied_at is not None:
-        generations._settle_charge(generation)
+        generations.settle_charge(generation)
         if generation.status == "succeeded":
             generations.do_cache_outputs(generation)
     return generation

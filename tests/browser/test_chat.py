@@ -21,7 +21,7 @@ from rivya_dashboard.sandbox.models import ChatMessage, SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from tests.browser.conftest import WatchedContext
 from tests.conftest import make_member
-from tests.views.test_chat import shared_file_database, wait_for_quiet  # noqa: F401
+from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +29,7 @@ LAST_WORDS = "without an account."
 
 
 @pytest.fixture
-def console_url(shared_file_database) -> Iterator[str]:  # noqa: F811
+def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
     server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
     server.daemon = True
     server.start()

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import models_catalog
-from rivya_dashboard.console.models import Generation
+from rivya_dashboard.console.models import BalanceReading, Generation
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
@@ -108,8 +108,14 @@ def test_two_members_spend_the_page_splits_it_the_csv_matches_and_a_cap_holds(
     owner.goto("/usage/")
     screenshot(owner, "usage")
 
+    # Earlier readings, as the periodic task would have left them, give the history a line.
+    for days, credits in ((4, 1040), (3, 1025), (2, 1010), (1, 1000)):
+        BalanceReading.objects.create(
+            key=team, at=timezone.now() - timedelta(days=days), credits=credits
+        )
     owner.goto("/credits/")
     owner.get_by_role("button", name="Read now").click()
+    expect(owner.locator("polyline.chart-line")).to_be_visible()
     expect(owner.locator("main")).to_contain_text("991")  # 1000 less three 3-credit jobs
     screenshot(owner, "credits")
     owner.goto("/")

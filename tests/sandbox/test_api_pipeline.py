@@ -67,6 +67,11 @@ def test_a_missing_or_garbled_authorization_is_api_key_missing(db, header):
     assert error_code(response) == "api_key_missing"
 
 
+def test_the_auth_scheme_name_is_case_insensitive(api, raw_key):
+    response = api.get("/credits", headers={"Authorization": f"bearer {raw_key}"})
+    assert response.status_code == 200
+
+
 def test_an_unknown_key_is_api_key_invalid(db):
     response = Api("rvya_sk_" + "A" * 40).get("/credits")
     assert response.status_code == 401
@@ -97,6 +102,12 @@ def test_the_kill_switch_comes_before_authentication(db, sandbox_settings):
     response = Api(None).get("/credits")
     assert response.status_code == 503
     assert error_code(response) == "public_api_disabled"
+
+
+def test_authentication_comes_before_the_fault_header_is_read(db):
+    response = Api(None).get("/credits", headers={"X-Sandbox-Fault": "explode"})
+    assert response.status_code == 401
+    assert error_code(response) == "api_key_missing"
 
 
 def test_the_scope_check_comes_before_the_rate_limit(db, sandbox_settings):
@@ -148,6 +159,10 @@ def test_an_unsupported_method_is_405_in_the_envelope(api):
         (b"[1, 2]", "must be of type object"),
         (b"\xff\xfe", "must be a JSON object"),
         (b"", "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "must be a JSON object"),
+        (b'{"model": "z-image", "prompt": "x", "client_request_id": NaN}', "finite"),
+        (b'{"model": "z-image", "params": {"referenceMediaItems": [{"url": "https://a.example/'
+         b'x.png", "kind": "image", "durationSeconds": 1e999}]}}', "finite"),
     ],
 )
 def test_malformed_json_is_validation_failed(api, body, message):

@@ -183,6 +183,18 @@ def test_attachments_must_be_image_uploads(api):
     assert "1 image attachment" in response.json()["message"]["content"]
 
 
+def test_a_turn_that_fails_after_reserving_leaves_nothing_behind(api, raw_key, monkeypatch):
+    def broken(self, content):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(chat.Turn, "complete", broken)
+    response = api.post("/chat/completions", TURN)
+    assert response.status_code == 500
+    assert Api(raw_key).get("/credits").json() == {"current_credits": 1000}
+    assert not ChatSession.objects.exists()
+    assert not ChatMessage.objects.exists()
+
+
 def test_a_short_wallet_gets_402(db):
     response = Api(issue_key(credits=2)).post("/chat/completions", TURN)
     assert response.status_code == 402

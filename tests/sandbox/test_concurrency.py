@@ -1,17 +1,12 @@
 """Concurrent submits never take a balance below zero, on SQLite and on PostgreSQL.
 
-Django's SQLite test database is a shared-cache in-memory one whose table locks fail at once
-instead of waiting, unlike the file database the console runs on. On SQLite the test therefore
-copies the test database to a file (with the production connection options) for its threads.
-"""
+Each thread has its own connection (the file_backed_db fixture): on SQLite a file copy of the
+test database, opened with the options the console runs with."""
 
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import Account, ChatMessage, Generation
@@ -19,21 +14,6 @@ from tests.sandbox.conftest import Api
 
 THREADS = 8
 SUBMITS_PER_THREAD = 4
-
-
-@pytest.fixture
-def threads_database(transactional_db, tmp_path: Path) -> Iterator[None]:
-    if connection.vendor != "sqlite":
-        yield
-        return
-    file_name = tmp_path / "threads.sqlite3"
-    connection.ensure_connection()
-    with sqlite3.connect(file_name) as target:
-        connection.connection.backup(target)
-    original = connections.settings["default"]["NAME"]
-    connections.settings["default"]["NAME"] = str(file_name)
-    yield
-    connections.settings["default"]["NAME"] = original
 
 
 def in_thread(work: Callable[[], object]) -> object:
@@ -72,7 +52,7 @@ def hammer(raw_key: str, path: str, body: dict) -> list[int]:
     return statuses
 
 
-def test_it_never_overdraws_under_concurrent_generation_submits(threads_database):
+def test_it_never_overdraws_under_concurrent_generation_submits(file_backed_db):
     raw_key = in_thread(lambda: issue_key(credits=10))  # z-image costs 1: 10 of 32 fit
     statuses = hammer(raw_key, "/generations", {"model": "z-image", "prompt": "race"})
 
@@ -82,7 +62,7 @@ def test_it_never_overdraws_under_concurrent_generation_submits(threads_database
     assert in_thread(Generation.objects.count) == 10
 
 
-def test_it_never_overdraws_under_concurrent_chat_turns(threads_database):
+def test_it_never_overdraws_under_concurrent_chat_turns(file_backed_db):
     raw_key = in_thread(lambda: issue_key(credits=9))  # gpt-5-2-chat reserves 3
     statuses = hammer(raw_key, "/chat/completions", {"model": "gpt-5-2-chat", "message": "hi"})
 

@@ -89,6 +89,26 @@ def test_a_public_video_url_needs_a_token_the_sandbox_signed(api):
     assert api.post("/generations", body).status_code == 202
 
 
+def test_a_reference_url_that_cannot_be_parsed_is_validation_failed(api):
+    item = {"url": "http://[", "kind": "image"}
+    body = {"model": "nano-banana", "prompt": "x", "params": {"referenceMediaItems": [item]}}
+    response = api.post("/generations", body)
+    assert response.status_code == 400
+    assert "is not a URL" in response.json()["error"]["message"]
+
+
+def test_a_truncated_mp4_header_stores_the_video_without_a_duration(api):
+    truncated = struct.pack(">I", 16) + b"ftypisom" + bytes(4) + b"mvhd\x01" + bytes(27)
+    response = upload(api, "clip.mp4", truncated, kind="video")
+    assert response.status_code == 201
+    assert response.json()["duration_seconds"] is None
+
+
+def test_a_media_name_with_nul_is_not_found(api):
+    assert api.client.get("/sandbox/api/media/task_%00.png").status_code == 404
+    assert api.client.get("/sandbox/api/media/file_%00.png").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("head", "mime"),
     [

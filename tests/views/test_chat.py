@@ -2,16 +2,14 @@
 the relay between workers, and chat sessions found on Rivya."""
 
 import json
-import sqlite3
+import re
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection, connections
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,32 +24,16 @@ from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "gpt-5-2-chat"
+THINKER = "claude-sonnet-4-6-chat"  # the sandbox's one model with thoughts
 
 
 @pytest.fixture(autouse=True)
-def shared_file_database(transactional_db, tmp_path: Path) -> Iterator[None]:
-    """Replies are read and saved by background threads. Django's SQLite test database is a
-    shared-cache in-memory one whose table locks fail at once instead of waiting, so on SQLite
-    every connection of the test moves to a file copy with the production options (WAL)."""
-    if connection.vendor != "sqlite":
-        yield
-        wait_for_quiet()
-        return
-    connection.ensure_connection()
-    memory = connection.connection
-    file_name = tmp_path / "chat.sqlite3"
-    with sqlite3.connect(file_name) as target:
-        memory.backup(target)
-    original = connections.settings["default"]["NAME"]
-    connections.settings["default"]["NAME"] = str(file_name)
-    # Keep the in-memory database alive (closing its last connection would drop it).
-    connection.connection = None
+def replies_in_threads(file_backed_db) -> Iterator[None]:
+    """Replies are read and saved by background threads, each on its own connection; none may
+    outlive its test's database."""
     yield
     wait_for_quiet()
     time.sleep(relay.FLUSH_SECONDS * 3)  # the saver closes its connection once idle
-    connection.close()
-    connections.settings["default"]["NAME"] = original
-    connection.connection = memory
 
 
 @pytest.fixture
@@ -351,12 +333,67 @@ def test_a_member_without_a_grant_is_told_whom_to_ask(clients, chat_ready, membe
 
 
 def test_options_follow_the_models_capabilities(clients, chat_ready):
-    page = clients[Role.OPERATOR].get(reverse("chat"), {"model": "claude-sonnet-4-6-chat"})
+    page = clients[Role.OPERATOR].get(reverse("chat"), {"model": THINKER})
     gpt = clients[Role.OPERATOR].get(reverse("chat"), {"model": MODEL})
 
     assert 'name="enable_web_search"' not in page.content.decode()
+    assert 'name="enable_thoughts"' in page.content.decode()
     assert 'name="enable_web_search"' in gpt.content.decode()
+    assert 'name="enable_thoughts"' not in gpt.content.decode()
     assert 'name="reasoning_effort"' in gpt.content.decode()
+
+
+def start_thinking_chat(client, key, **options: str) -> ChatTurn:
+    data = {"key": key.pk, "model": THINKER, "message": "Think first", **options}
+    client.post(reverse("chat-new"), {**data, "idempotency_key": "idem-think"})
+    return ChatTurn.objects.get()
+
+
+def thoughts_box(html: str) -> tuple[str, str]:
+    """The attributes of the reply's thoughts <details> and the thoughts in it."""
+    found = re.search(r'<details class="thinking"([^>]*)>.*?data-thinking>(.*?)</div>', html, re.S)
+    assert found, html
+    return found[1].strip(), found[2]
+
+
+def test_shown_thoughts_stream_before_the_reply_and_stay_collapsed(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    turn = start_thinking_chat(client, chat_ready, enable_thoughts="on")
+
+    events = read_stream(client, turn)
+
+    kinds = [kind for _, kind, _ in events]
+    assert kinds[:2] == ["thinking", "delta"] and kinds[-1] == "done"
+    thoughts = events[0][2]["text"]
+    assert thoughts.startswith("Planning")
+    turn.refresh_from_db()
+    assert turn.enable_thoughts and turn.thinking == thoughts
+    page = client.get(reverse("chat-session", args=[turn.session_id])).content.decode()
+    # Neither hidden nor open: the answer stays what a person reads first.
+    assert thoughts_box(events[-1][2]["html"]) == ("", thoughts)
+    assert thoughts_box(page) == ("", thoughts)
+
+
+def test_a_regenerated_reply_keeps_the_thoughts_option(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    first = start_thinking_chat(client, chat_ready, enable_thoughts="on")
+    read_stream(client, first)
+
+    client.post(reverse("chat-turn-regenerate", args=[first.pk]))
+    fresh = ChatTurn.objects.exclude(pk=first.pk).get()
+
+    assert fresh.enable_thoughts
+    assert read_stream(client, fresh)[0][1] == "thinking"
+
+
+def test_without_the_option_a_thinking_model_streams_no_thoughts(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    turn = start_thinking_chat(client, chat_ready)
+
+    events = read_stream(client, turn)
+
+    assert "thinking" not in [kind for _, kind, _ in events]
+    assert thoughts_box(events[-1][2]["html"]) == ("hidden", "")
 
 
 def test_the_model_picker_swaps_only_the_composer(clients, chat_ready):

@@ -14,7 +14,7 @@ from rivya_dashboard.console import alerts, credits
 from rivya_dashboard.console.models import BalanceAlert, BalanceReading, Generation, Status
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import Unavailable
-from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
+from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +124,8 @@ def test_an_operator_sees_their_cap_with_what_is_left_and_the_reset(clients, mem
 
 
 def set_alert(client, key, **fields):
-    return client.post(reverse("credits-alert", args=[key.pk]), fields, follow=True)
+    data = {f"alert-{key.pk}-{name}": value for name, value in fields.items()}
+    return client.post(reverse("credits-alert", args=[key.pk]), data, follow=True)
 
 
 def test_crossing_the_threshold_raises_one_banner_one_audit_row_and_rearms(clients, vault_key):
@@ -224,3 +225,11 @@ def test_viewers_see_balances_but_no_alert_settings_or_read_button(clients, vaul
 def test_an_empty_console_says_what_to_do(owner_client):
     page = owner_client.get(reverse("credits")).content.decode()
     assert "No active key yet." in page and reverse("key-add") in page
+
+
+def test_each_key_has_its_own_alert_form_and_history_tab(owner_client, vault_key):
+    other = ApiKey.objects.create(label="Production", base_url="https://rivya.ai/api/v1")
+    page = owner_client.get(reverse("credits")).content.decode()
+    assert f'id="id_alert-{vault_key.pk}-threshold"' in page
+    assert f'id="id_alert-{other.pk}-threshold"' in page
+    assert f'href="?key={other.pk}#history"' in page

@@ -167,12 +167,7 @@ def test_secrets_are_stored_encrypted_and_never_audited(inbox):
         assert SECRET not in json.dumps(event.detail)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_copies_of_one_event_are_stored_once(members):
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(
-        "file:memorydb"
-    ):
-        pytest.skip("an in-memory SQLite database is one shared connection")
+def test_concurrent_copies_of_one_event_are_stored_once(file_backed_db, members):
     inbox = inboxes.do_create_inbox(members[Role.ADMIN], name="Race", key=None)
     body = event_body("evt_race")
     statuses: list[int] = []

@@ -59,7 +59,9 @@ def test_a_visitor_on_the_sign_in_page_gets_a_cookie(db, members):
     visitor = Client()
     response = visitor.post(reverse("language"), {"language": "ur", "next": reverse("login")})
     assert response["Location"] == reverse("login")
-    assert visitor.cookies[settings.LANGUAGE_COOKIE_NAME].value == "ur"
+    cookie = visitor.cookies[settings.LANGUAGE_COOKIE_NAME]
+    assert cookie.value == "ur"
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
     page = visitor.get(reverse("login"))
     assert html_tag(page) == '<html lang="ur" dir="rtl">'
     assert "سائن ان" in page.content.decode()

@@ -9,7 +9,6 @@ from django.views.decorators.http import require_GET, require_POST
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import alerts, charts, credits
-from rivya_dashboard.console.alerts import AlertForm
 from rivya_dashboard.vault.grants import GrantRefused, usable_keys
 from rivya_dashboard.vault.models import Action, ApiKey
 
@@ -29,9 +28,7 @@ def page_context(user: User, chosen: str | None, alert_forms: dict | None = None
         "history_chart": charts.line_chart(history) if len(history) > 1 else None,
         "caps": credits.cap_states(user),
         "refreshable": {key.pk for key in usable_keys(user, Action.BROWSE)},
-        "alert_rows": [
-            (b, forms.get(b.key.pk) or AlertForm(instance=alerts.alert_for(b.key))) for b in found
-        ]
+        "alert_rows": [(b, forms.get(b.key.pk) or alerts.alert_form(b.key)) for b in found]
         if user.has_role(Role.ADMIN)
         else [],
     }
@@ -70,7 +67,7 @@ def credits_refresh(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def credits_alert(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk)
-    form = AlertForm(request.POST, instance=alerts.alert_for(key))
+    form = alerts.alert_form(key, request.POST)
     if not form.is_valid():
         context = page_context(request.user, str(key.pk), {key.pk: form})
         return render(request, "console/credits.html", context, status=400)

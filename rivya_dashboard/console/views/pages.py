@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.console.credits import ensure_balance_refresh
 from rivya_dashboard.console.dashboard import glance
 from rivya_dashboard.console.first_steps import first_steps
 
@@ -15,6 +16,8 @@ from rivya_dashboard.console.first_steps import first_steps
 @role_required(Role.VIEWER)
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
+    # The first page after sign-in starts the periodic balance reading if nothing runs it yet.
+    ensure_balance_refresh()
     checklist = first_steps(request.user)
     context = {
         "checklist": checklist,
