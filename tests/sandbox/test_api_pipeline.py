@@ -161,8 +161,11 @@ def test_an_unsupported_method_is_405_in_the_envelope(api):
         (b"", "must be a JSON object"),
         (b"[" * 100_000 + b"]" * 100_000, "must be a JSON object"),
         (b'{"model": "z-image", "prompt": "x", "client_request_id": NaN}', "finite"),
-        (b'{"model": "z-image", "params": {"referenceMediaItems": [{"url": "https://a.example/'
-         b'x.png", "kind": "image", "durationSeconds": 1e999}]}}', "finite"),
+        (
+            b'{"model": "z-image", "params": {"referenceMediaItems": [{"url": "https://a.example/'
+            b'x.png", "kind": "image", "durationSeconds": 1e999}]}}',
+            "finite",
+        ),
     ],
 )
 def test_malformed_json_is_validation_failed(api, body, message):
