@@ -178,13 +178,14 @@ def do_store(call: Call, fields: Any, upload: Any) -> UploadedFile:
     path = Path(upload.temporary_file_path())
     mime = checked_mime(path, kind, rules)
     file_id = public_id(choices.FILE_PREFIX)
+    duration, token = None, ""
+    if kind != "image":
+        duration = media_duration(path, mime)
+        token = signing.dumps({"file": file_id, "seconds": duration}, salt=DURATION_SALT)
+    # Moved only once everything is read and checked, so a refusal leaves no stored file.
     storage_name = file_id + EXTENSIONS[mime]
     uploads_dir().mkdir(parents=True, exist_ok=True)
     shutil.move(path, uploads_dir() / storage_name)
-    duration, token = None, ""
-    if kind != "image":
-        duration = media_duration(uploads_dir() / storage_name, mime)
-        token = signing.dumps({"file": file_id, "seconds": duration}, salt=DURATION_SALT)
     now = timezone.now()
     return UploadedFile.objects.create(
         public_id=file_id,

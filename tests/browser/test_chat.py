@@ -146,3 +146,21 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     expect(failure).to_be_visible(timeout=5000)
     assert last_reply(page).inner_text().startswith("This is the")
     capture(page, screenshot, "chat-error")
+
+
+def test_thoughts_arrive_folded_above_the_reply(operator_page):
+    page = operator_page
+    token_delay(40)
+    page.goto("/chat/")
+    page.get_by_label("Model").select_option("claude-sonnet-4-6-chat")
+    page.get_by_label("Show thoughts").check()
+    send(page, "Think it through first")
+
+    turn = page.locator("[data-turn]").last
+    thoughts = turn.locator("details.thinking")
+    expect(thoughts.locator("summary")).to_be_visible()
+    expect(thoughts.locator("[data-thinking]")).to_be_hidden()
+    expect(turn).to_have_attribute("data-status", "done", timeout=10000)
+    expect(thoughts.locator("[data-thinking]")).to_be_hidden()
+    thoughts.locator("summary").click()
+    expect(thoughts.locator("[data-thinking]")).to_have_text("Planning a short answer.")

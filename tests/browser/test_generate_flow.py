@@ -102,7 +102,7 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
         "link", name="Generate"
     ).click()
     expect(page.locator("#form-title")).to_have_text("Nano Banana 2")
-    expect(page.locator("#cost")).to_contain_text("1000")
+    expect(page.locator("#cost")).to_contain_text("1,000")
     page.get_by_label("Prompt").fill("A lighthouse in a watercolour storm")
     expect(page.locator("[data-prompt-count]")).to_have_text("35 / 20000")
     page.get_by_label("Aspect ratio").select_option("16:9")

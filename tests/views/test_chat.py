@@ -138,15 +138,21 @@ def test_the_page_shows_the_text_so_far_and_where_to_resume(clients, chat_ready)
     ChatTurn.objects.filter(pk=streaming.pk).update(status=ChatTurn.Status.DONE)
 
 
-def test_stop_ends_the_reply_and_keeps_the_partial_text(clients, chat_ready, sandbox_key):
-    set_key_faults(find_key(sandbox_key), {"slow-drip": 300})
-    client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
+def start_slow_chat(client, key, raw_key: str, drip_ms: int) -> ChatTurn:
+    """A reply dripping a word every `drip_ms`, returned once its first words are saved."""
+    set_key_faults(find_key(raw_key), {"slow-drip": drip_ms})
+    start_chat(client, key)
     turn = ChatTurn.objects.get()
     deadline = time.monotonic() + 5
     while not ChatEvent.objects.filter(turn=turn, kind="delta").exists():
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
+    return turn
+
+
+def test_stop_ends_the_reply_and_keeps_the_partial_text(clients, chat_ready, sandbox_key):
+    client = clients[Role.OPERATOR]
+    turn = start_slow_chat(client, chat_ready, sandbox_key, drip_ms=300)
 
     asked = time.monotonic()
     response = client.post(reverse("chat-turn-stop", args=[turn.pk]), HTTP_HX_REQUEST="true")
@@ -491,14 +497,7 @@ def test_a_reconnect_after_the_end_gets_the_end_again(streaming_turn):
 
 
 def test_stop_pressed_on_another_worker_reaches_the_reader(clients, chat_ready, sandbox_key):
-    set_key_faults(find_key(sandbox_key), {"slow-drip": 400})
-    client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
-    turn = ChatTurn.objects.get()
-    deadline = time.monotonic() + 5
-    while not ChatEvent.objects.filter(turn=turn, kind="delta").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    turn = start_slow_chat(clients[Role.OPERATOR], chat_ready, sandbox_key, drip_ms=400)
 
     # What the stop view does in a worker that does not hold the reader: only the column.
     ChatTurn.objects.filter(pk=turn.pk).update(stop_requested_at=timezone.now())

@@ -28,7 +28,7 @@ def test_read_now_shows_the_balance_and_writes_a_ledger_row(owner_client, vault_
     assert response.status_code == 200
     reading = BalanceReading.objects.get()
     assert reading.credits == 1000 and reading.error == "" and reading.request_id.startswith("req_")
-    assert "1000" in response.content.decode()
+    assert "1,000" in response.content.decode()  # grouped for the locale
     assert LedgerEntry.objects.filter(operation="credits.get", http_status=200).count() == 1
 
 
@@ -44,7 +44,7 @@ def test_an_outage_keeps_the_last_known_balance_with_its_error(
     response = read_now(owner_client, vault_key)
     page = response.content.decode()
     assert response.status_code == 200
-    assert "1000" in page
+    assert "1,000" in page
     assert "last try failed" in page and "Rivya is unavailable right now" in page
     assert "req_down" in page
     latest = BalanceReading.objects.first()

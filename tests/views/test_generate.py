@@ -81,7 +81,7 @@ def test_cost_shows_estimate_balance_and_after(operator, catalogue):
     text = response.content.decode()
     assert response.status_code == 200
     assert "5 credits" in text  # base credits of nano-banana-2
-    assert "1000" in text and "995" in text
+    assert "1,000" in text and "995" in text  # grouped for the locale
 
 
 def test_submit_creates_one_job_and_polls_it_to_the_end(operator, catalogue, members):

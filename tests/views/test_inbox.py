@@ -14,7 +14,14 @@ from rivya_dashboard.accounts.models import AuditEvent, Role
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.webhooks import forwarding, inboxes
 from rivya_dashboard.webhooks.models import ForwardAttempt, Inbox, InboxRequest
-from tests.views.test_inbox_receiver import OLD_SECRET, SECRET, event_body, post, signed
+from tests.views.test_inbox_receiver import (
+    OLD_SECRET,
+    SECRET,
+    event_body,
+    post,
+    signed,
+    signed_inbox,
+)
 
 IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
@@ -26,10 +33,7 @@ def _immediate_tasks(settings):
 
 @pytest.fixture
 def inbox(members) -> Inbox:
-    created = inboxes.do_create_inbox(members[Role.ADMIN], name="Local", key=None)
-    inboxes.do_add_secret(members[Role.ADMIN], created, SECRET)
-    created.refresh_from_db()
-    return created
+    return signed_inbox(members[Role.ADMIN])
 
 
 class Target:

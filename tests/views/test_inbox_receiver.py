@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from rivya_dashboard.accounts.models import AuditEvent, Role
+from rivya_dashboard.accounts.models import AuditEvent, Role, User
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.webhooks import inboxes, receiver
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, Verdict
@@ -33,12 +33,17 @@ def post(inbox: Inbox, body: bytes, **headers: str):
     return Client().post(url, data=body, content_type="application/json", **headers)
 
 
-@pytest.fixture
-def inbox(members) -> Inbox:
-    created = inboxes.do_create_inbox(members[Role.ADMIN], name="Local", key=None)
-    inboxes.do_add_secret(members[Role.ADMIN], created, SECRET)
+def signed_inbox(admin: User) -> Inbox:
+    """A local inbox (no key) that verifies with SECRET."""
+    created = inboxes.do_create_inbox(admin, name="Local", key=None)
+    inboxes.do_add_secret(admin, created, SECRET)
     created.refresh_from_db()
     return created
+
+
+@pytest.fixture
+def inbox(members) -> Inbox:
+    return signed_inbox(members[Role.ADMIN])
 
 
 def test_it_stores_a_verified_delivery_and_answers_200(inbox):
