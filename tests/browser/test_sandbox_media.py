@@ -1,19 +1,14 @@
 """The sandbox's result media really play: Debian's chromium decodes the PNG, WAV and WebM."""
 
-import os
-import shutil
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser
 
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import Generation
 from tests.sandbox.conftest import Api
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls next to it are safe.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 LOAD_MEDIA = """async ([image, audio, video]) => {
     const loaded = (element, event) => new Promise((resolve, reject) => {
@@ -48,20 +43,17 @@ def result_url(api: Api, model: str) -> str:
 
 
 @pytest.mark.browser
-def test_chromium_decodes_every_kind_of_result(live_server, transactional_db):
+def test_chromium_decodes_every_kind_of_result(browser: Browser, live_server, transactional_db):
     api = Api(issue_key())
     urls = [
         result_url(api, model).replace("http://testserver", live_server.url)
         for model in ("z-image", "suno-music", "sora-2")
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=["--headless", "--no-sandbox"]
-        )
-        page = browser.new_page()
-        page.goto(f"{live_server.url}/sandbox/api/v1/models")
-        found = page.evaluate(LOAD_MEDIA, urls)
-        browser.close()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{live_server.url}/sandbox/api/v1/models")
+    found = page.evaluate(LOAD_MEDIA, urls)
+    context.close()
     assert found["image"] == [256, 256]
     assert found["audio"] == pytest.approx(2.0, abs=0.05)
     assert found["video"][:2] == [160, 90]
