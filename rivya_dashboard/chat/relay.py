@@ -188,7 +188,9 @@ def save_loop() -> None:
             if time.monotonic() - last_stop_check >= STOP_POLL_SECONDS:
                 last_stop_check = time.monotonic()
                 cut_stopped(turns)
-        except DatabaseError:
+        except Exception:
+            # Any error, not only the database's: a dead saver would leave every reply of this
+            # process unsaved and its streams waiting forever.
             log.exception("saving chat replies failed; retrying")
             connection.close()
             time.sleep(FLUSH_SECONDS)
@@ -231,11 +233,16 @@ def cut_stopped(turns: list[LiveTurn]) -> None:
 def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
     """The turn's frames after `after`, ending with its terminal frame; None marks a quiet spell
     of HEARTBEAT_SECONDS, for the caller to send a keep-alive."""
-    terminal = ChatEvent.objects.filter(
-        turn_id=turn_id, seq__lte=after, kind__in=ChatEvent.TERMINAL
-    ).values_list("seq", "kind", "text")
-    for row in terminal[:1]:
-        yield Frame(*row)  # a reconnect after the end gets the end again, not a silent wait
+    # Status first: it is saved in the same transaction as the terminal event, so a finished
+    # turn with no terminal event is one brought in from a Rivya session, which has none.
+    finished = ChatTurn.objects.filter(pk=turn_id, status__in=ChatTurn.TERMINAL).exists()
+    terminal = ChatEvent.objects.filter(turn_id=turn_id, kind__in=ChatEvent.TERMINAL)
+    end = terminal.values_list("seq", "kind", "text").first()
+    if end is not None and end[0] <= after:
+        yield Frame(*end)  # a reconnect after the end gets the end again, not a silent wait
+        return
+    if finished and end is None:
+        yield Frame(after + 1, ChatEvent.Kind.DONE)
         return
     last = after
     quiet_since = time.monotonic()

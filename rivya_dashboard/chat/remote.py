@@ -1,11 +1,13 @@
 """Chat sessions that live on Rivya (`GET /chat/sessions`), and continuing one in the console."""
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn
 from rivya_dashboard.chat.turns import title_from
 from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import Action, ApiKey
 
 REMOTE_PAGE_SIZE = 20
@@ -16,7 +18,16 @@ def remote_sessions(user: User, key: ApiKey) -> list[dict]:
     with ledger.recording(user, key, "chat.sessions.list", action=Action.CHAT, client=client):
         page = client.list_chat_sessions(limit=REMOTE_PAGE_SIZE)
     data = page.get("data") if isinstance(page.get("data"), list) else []
-    return [entry for entry in data if isinstance(entry, dict) and entry.get("id")]
+    found = [entry for entry in data if isinstance(entry, dict) and entry.get("id")]
+    taken = others_chats(user, [str(entry["id"]) for entry in found])
+    return [entry for entry in found if str(entry["id"]) not in taken]
+
+
+def others_chats(user: User, remote_ids: list[str]) -> set[str]:
+    """Rivya sessions behind other members' console chats: the team shares the key, but a
+    member's chats are theirs alone, here as on the chat page."""
+    chats = ChatSession.objects.filter(remote_id__in=remote_ids).exclude(created_by=user)
+    return set(chats.values_list("remote_id", flat=True))
 
 
 def do_continue_remote(user: User, key: ApiKey, remote_id: str) -> ChatSession:
@@ -24,6 +35,8 @@ def do_continue_remote(user: User, key: ApiKey, remote_id: str) -> ChatSession:
     existing = ChatSession.objects.filter(created_by=user, remote_id=remote_id).first()
     if existing is not None:
         return existing
+    if others_chats(user, [remote_id]):
+        raise GrantRefused(_("This session is another member's chat; only they can continue it."))
     client = key.client()
     with ledger.recording(user, key, "chat.sessions.get", action=Action.CHAT, client=client):
         detail = client.get_chat_session(remote_id)

@@ -86,9 +86,12 @@ def do_start_chat(
 def do_send_turn(
     user: User, session: ChatSession, message: str, options: dict, idempotency_key: str
 ) -> ChatTurn:
-    existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
-    if existing is not None:
+    existing = ChatTurn.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None and existing.created_by_id == user.pk:
         return existing  # a double click or a retried POST sends the message once
+    if existing is not None:
+        # The key is a hidden field, unique across members; a reused one is never sent.
+        raise TurnRefused(_("This form was already used; reload the page and send again."))
     last = session.last_turn()
     if last is not None and not last.is_finished:
         raise TurnRefused(_("Wait for the reply to finish, or stop it, before sending another."))

@@ -184,7 +184,9 @@ def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 def resume_point(request: HttpRequest) -> int:
     """EventSource sends Last-Event-ID when it reconnects; the page sends ?after= at first."""
     values = (request.headers.get("Last-Event-ID"), request.GET.get("after"))
-    return max((int(value) for value in values if value and value.isdigit()), default=0)
+    # ASCII only: str.isdigit accepts "²", which int() refuses; nine digits fit the seq column.
+    valid = [v for v in values if v and v.isascii() and v.isdigit() and len(v) <= 9]
+    return max((int(value) for value in valid), default=0)
 
 
 def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:

@@ -148,10 +148,10 @@ def do_notify(alert: BalanceAlert, reading: BalanceReading) -> None:
             alert.alert_url, json=payload, timeout=ALERT_TIMEOUT_SECONDS, allow_redirects=False
         )
     except (UnsafeURL, requests.RequestException, OSError) as exc:
-        alert.notify_error = _("The alert could not be sent: %(reason)s") % {
-            "reason": type(exc).__name__ if not isinstance(exc, UnsafeURL) else str(exc)
-        }
-        logger.warning("Low-balance alert for key %s not sent: %s", alert.key_id, exc)
+        # A requests error quotes the URL's path, where chat webhooks keep their secret.
+        reason = str(exc) if isinstance(exc, UnsafeURL) else type(exc).__name__
+        alert.notify_error = _("The alert could not be sent: %(reason)s") % {"reason": reason}
+        logger.warning("Low-balance alert for key %s not sent: %s", alert.key_id, reason)
         return
     if 200 <= response.status_code < 300:
         alert.notified_at = timezone.now()

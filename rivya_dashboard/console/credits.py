@@ -14,12 +14,12 @@ from django.db.models import DecimalField, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_tasks import TaskResultStatus, task
-from django_tasks_db.models import DBTaskResult
+from django_tasks import task
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console import alerts
 from rivya_dashboard.console.models import BalanceAlert, BalanceReading, Generation
+from rivya_dashboard.console.tasks import chain_waiting
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.crypto import DecryptionError
@@ -169,14 +169,13 @@ def refresh_balances() -> int:
         if reading.failed:
             logger.warning("Balance of key %s not read: %s", key.pk, reading.error)
     run_after = timezone.now() + timedelta(minutes=settings.RIVYA_BALANCE_REFRESH_MINUTES)
-    refresh_balances.using(run_after=run_after).enqueue()
+    # A second chain, started by two page loads at once, ends here instead of running forever.
+    if not chain_waiting(refresh_balances):
+        refresh_balances.using(run_after=run_after).enqueue()
     return len(keys)
 
 
 def ensure_balance_refresh() -> None:
     """Start the refresh chain unless one waits; a killed worker or a fresh install has none."""
-    waiting = DBTaskResult.objects.filter(
-        task_path=refresh_balances.module_path, status=TaskResultStatus.READY
-    )
-    if not waiting.exists():
+    if not chain_waiting(refresh_balances):
         refresh_balances.enqueue()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -36,7 +37,8 @@ from rivya_dashboard.rivya.errors import (
     Unavailable,
 )
 from rivya_dashboard.vault import ledger
-from rivya_dashboard.vault.grants import check_grant
+from rivya_dashboard.vault.crypto import DecryptionError
+from rivya_dashboard.vault.grants import GrantRefused, check_grant
 from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
 
 logger = logging.getLogger(__name__)
@@ -117,13 +119,14 @@ def do_submit(
     reference_file_ids: list[str] = (),
     batch: Any = None,
 ) -> Submission:
-    """Submit once per nonce. Raises GrantError or RivyaError; a refused request leaves no row."""
-    estimate = estimate_credits(model, params)
-    check_grant(user, key, Action.GENERATE, credits=estimate)
+    """Submit once per nonce. Raises GrantRefused or RivyaError; a refused request leaves no row."""
     idem = idempotency_key(user, nonce)
+    # Looked up before the cap check: the first click's reservation must not refuse the second.
     existing = Generation.objects.filter(key=key, idempotency_key=idem).first()
     if existing is not None:
         return Submission(existing, duplicate=True)
+    estimate = estimate_credits(model, params)
+    check_grant(user, key, Action.GENERATE, credits=estimate)
     sent_params = dict(params)
     if reference_file_ids:
         sent_params["referenceMediaItems"] = reference_items(key, list(reference_file_ids))
@@ -146,7 +149,9 @@ def do_submit(
         return Submission(Generation.objects.get(key=key, idempotency_key=idem), duplicate=True)
     try:
         remote = _create_remote(user, key, generation)
-    except RivyaError:
+    except (RivyaError, GrantRefused, DecryptionError):
+        # Also a cap reached by a concurrent submit (checked again under the grant lock): a row
+        # left behind would stay "submitting" and catch every retry of this nonce.
         generation.delete()
         raise
     apply_remote_state(generation, remote)
@@ -163,6 +168,7 @@ def _credits(value: object) -> Decimal | None:
 
 def _create_remote(user: User, key: ApiKey, generation: Generation) -> dict:
     client = key.client()
+    generation.client_request_id = f"console-generation-{generation.pk}"
     with ledger.recording(
         user,
         key,
@@ -177,7 +183,7 @@ def _create_remote(user: User, key: ApiKey, generation: Generation) -> dict:
             generation.model_id,
             generation.prompt or None,
             generation.params or None,
-            client_request_id=f"console-generation-{generation.pk}",
+            client_request_id=generation.client_request_id,
             idempotency_key=generation.idempotency_key,
         )
         entry.credits_reserved = _credits(remote.get("reserved_credits"))
@@ -296,6 +302,9 @@ def do_cache_outputs(generation: Generation) -> list[Output]:
     session = generation.key.client().session if generation.key else None
     outputs = []
     for position, url in enumerate(generation.result_urls):
+        # The page links the original: only web addresses, never javascript: or data: ones.
+        if urlsplit(url).scheme not in ("http", "https"):
+            continue
         output, _created = Output.objects.get_or_create(
             generation=generation, position=position, defaults={"original_url": url}
         )

@@ -107,6 +107,12 @@ def do_cache_output(output: Output, session: requests.Session) -> Output:
     except requests.RequestException as exc:
         logger.warning("Caching output %s failed: %s", output.pk, type(exc).__name__)
         output.error = _("The media host could not be reached; open the original link.")
+    except OSError as exc:
+        # A full or read-only disk: the other outputs and the job itself must not fail with it.
+        logger.error("Saving output %s to the cache failed: %s", output.pk, exc)
+        output.error = _(
+            "The copy could not be saved on the console's disk; open the original link."
+        )
     else:
         output.cached_name, output.content_type, output.size_bytes = name, content_type, size
         output.cached_at, output.error = timezone.now(), ""

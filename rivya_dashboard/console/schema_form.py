@@ -127,8 +127,9 @@ def param_help(param: dict) -> str:
         parts.append(_("At least %(min)s.") % {"min": f"{low:g}"})
     elif high is not None:
         parts.append(_("At most %(max)s.") % {"max": f"{high:g}"})
-    if param.get("step") and param.get("type") == "number":
-        parts.append(_("In steps of %(step)s.") % {"step": f"{float(param['step']):g}"})
+    step = _number(param.get("step"))
+    if step and param.get("type") == "number":
+        parts.append(_("In steps of %(step)s.") % {"step": f"{step:g}"})
     if param.get("default") not in (None, ""):
         parts.append(_("Default: %(default)s.") % {"default": param["default"]})
     return " ".join(parts)

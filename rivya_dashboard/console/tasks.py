@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task
+from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult
 
 from rivya_dashboard.console import generations, models_catalog
@@ -43,14 +44,21 @@ def housekeeping() -> int:
         refresh_catalogue.call()
     resumed = generations.do_resume_stalled()
     run_after = timezone.now() + timedelta(seconds=HOUSEKEEPING_SECONDS / settings.RIVYA_POLL_SPEED)
-    housekeeping.using(run_after=run_after).enqueue()
+    # Two page loads racing through ensure_housekeeping start two chains: the later one ends here.
+    if not chain_waiting(housekeeping):
+        housekeeping.using(run_after=run_after).enqueue()
     return resumed
+
+
+def chain_waiting(chained: Task) -> bool:
+    """Whether a self-enqueueing task already has its next run waiting in the queue."""
+    waiting = DBTaskResult.objects.filter(
+        task_path=chained.module_path, status=TaskResultStatus.READY
+    )
+    return waiting.exists()
 
 
 def ensure_housekeeping() -> None:
     """Start the housekeeping chain unless one is already waiting (a killed worker breaks it)."""
-    waiting = DBTaskResult.objects.filter(
-        task_path=housekeeping.module_path, status=TaskResultStatus.READY
-    )
-    if not waiting.exists():
+    if not chain_waiting(housekeeping):
         housekeeping.enqueue()

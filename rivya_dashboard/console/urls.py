@@ -7,7 +7,8 @@ from rivya_dashboard.console.views import catalogue, credits, files, generate, j
 urlpatterns = [
     path("models/", catalogue.catalogue, name="models"),
     path("models/refresh/", catalogue.catalogue_refresh, name="models-refresh"),
-    path("models/<str:model_id>/", catalogue.model_detail, name="model-detail"),
+    # A model id is any string (contract §4); one with a slash must still have its page.
+    path("models/<path:model_id>/", catalogue.model_detail, name="model-detail"),
     path("generate/", generate.generate, name="generate"),
     path("generate/submit/", generate.generate_submit, name="generate-submit"),
     path("generate/estimate/", generate.generate_estimate, name="generate-estimate"),

@@ -6,7 +6,7 @@ reservation while it is in flight, exactly as the caps count them.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy
 
 from rivya_dashboard.console import charts
 from rivya_dashboard.console.models import Generation, Status
+from rivya_dashboard.date_range import day_start
 from rivya_dashboard.vault.models import LedgerEntry
 
 MAX_DAYS = 366
@@ -38,6 +39,7 @@ DEFAULT_DAYS = 30
 # Ranges this short are charted by hour; a day's bar would hide the shape of a busy afternoon.
 HOURLY_UP_TO_DAYS = 2
 DRILL_ROWS = 50
+LAST_DAY = date.max - timedelta(days=1)
 
 SPENT = Coalesce(
     "credits_final", "credits_reserved", output_field=DecimalField(max_digits=20, decimal_places=4)
@@ -78,10 +80,6 @@ def default_range(today: date | None = None) -> tuple[date, date]:
     return today - timedelta(days=DEFAULT_DAYS - 1), today
 
 
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
 class UsageFilterForm(forms.Form):
     date_from = forms.DateField(
         label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -120,6 +118,8 @@ class UsageFilterForm(forms.Form):
         data = super().clean()
         start, end = default_range()
         start, end = data.get("date_from") or start, data.get("date_to") or end
+        # The range ends at the next midnight, which the last representable day does not have.
+        end = min(end, LAST_DAY)
         if start > end:
             raise forms.ValidationError(_("The start date is after the end date; swap them."))
         if (end - start).days + 1 > MAX_DAYS:
@@ -128,6 +128,11 @@ class UsageFilterForm(forms.Form):
                 % {"days": MAX_DAYS}
             )
         data["date_from"], data["date_to"] = start, end
+        bucket = data.get("bucket")
+        # A bar's link from another range would list rows the charts do not show.
+        after_range = day_start(end) + timedelta(days=1)
+        if bucket is not None and not day_start(start) <= bucket < after_range:
+            self.add_error("bucket", self.fields["bucket"].error_messages["invalid"])
         data["by"] = data.get("by") or "member"
         for name, column in COLUMNS.items():
             value = (data.get(name) or "").strip()

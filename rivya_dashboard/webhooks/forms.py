@@ -16,6 +16,7 @@ from rivya_dashboard.webhooks.forwarding import (
     check_target,
     may_reach_local,
     parse_header_lines,
+    sendable,
 )
 from rivya_dashboard.webhooks.models import Inbox, Verdict
 from rivya_dashboard.webhooks.remote import EVENT_TYPES
@@ -252,7 +253,7 @@ class ReplayForm(forms.Form):
 
     def clean_headers(self) -> dict[str, str]:
         try:
-            return parse_header_lines(self.cleaned_data["headers"])
+            return sendable(parse_header_lines(self.cleaned_data["headers"]))
         except TargetRefused as error:
             raise forms.ValidationError(str(error)) from None
 

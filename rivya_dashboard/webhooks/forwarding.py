@@ -104,6 +104,21 @@ def parse_header_lines(text: str) -> dict[str, str]:
     return headers
 
 
+def sendable(headers: dict[str, str]) -> dict[str, str]:
+    """http.client sends names in ASCII and values in Latin-1 only: say so in the form rather
+    than fail mid-send."""
+    for name, value in headers.items():
+        try:
+            name.encode("ascii")
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise TargetRefused(
+                _("HTTP headers carry only Latin-1 text; change or remove this one (%(line)s).")
+                % {"line": f"{name}: {value}"[:40]}
+            ) from None
+    return headers
+
+
 def header_lines(headers: dict[str, str]) -> str:
     return "\n".join(f"{k}: {v}" for k, v in outgoing_headers(headers).items())
 

@@ -6,6 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import User
@@ -147,9 +148,9 @@ def do_delete_inbox(user: User, inbox: Inbox, *, request: HttpRequest | None = N
 
 def candidates(inbox: Inbox) -> list[doctor.Candidate]:
     labels = {
-        SecretState.CURRENT: "current secret",
-        SecretState.PREVIOUS: "previous secret",
-        SecretState.RETIRED: "rotated-out secret",
+        SecretState.CURRENT: _("current secret"),
+        SecretState.PREVIOUS: _("previous secret"),
+        SecretState.RETIRED: _("rotated-out secret"),
     }
     return [
         doctor.Candidate(value, meta["state"], f"{labels[meta['state']]} {meta['preview']}")

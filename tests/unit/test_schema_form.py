@@ -180,3 +180,9 @@ def test_number_fields_accept_exactly_the_values_in_range_and_on_step(tenths, st
     except Exception:
         accepted = False
     assert accepted == (0 <= value <= 5 and on_step)
+
+
+def test_a_step_that_is_not_a_number_is_left_out_not_a_crash():
+    field = param_field({"key": "v", "type": "number", "min": 1, "step": "any"})
+    assert field.help_text == "At least 1."
+    assert field.clean("1.25") == Decimal("1.25")

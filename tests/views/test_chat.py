@@ -582,3 +582,68 @@ def test_models_without_image_support_offer_no_attachment(clients, chat_ready):
     page = clients[Role.OPERATOR].get(reverse("chat"), {"model": "claude-sonnet-4-6-chat"})
 
     assert 'name="image"' not in page.content.decode()
+
+
+def test_a_bad_resume_point_streams_from_the_start(clients, streaming_turn):
+    save_events(streaming_turn, (1, "delta", "All"), (2, "done", ""))
+
+    events = read_stream(clients[Role.OPERATOR], streaming_turn, HTTP_LAST_EVENT_ID="²")
+
+    assert [(seq, kind) for seq, kind, _ in events] == [("1", "delta"), ("2", "done")]
+
+
+def test_a_turn_brought_in_from_rivya_ends_its_stream_at_once(clients, streaming_turn):
+    ChatTurn.objects.filter(pk=streaming_turn.pk).update(status=ChatTurn.Status.DONE, reply="Hi")
+
+    events = read_stream(clients[Role.OPERATOR], streaming_turn)
+
+    assert [kind for _, kind, _ in events] == ["done"]
+    assert f'id="turn-{streaming_turn.pk}"' in events[0][2]["html"]
+
+
+def test_another_members_rivya_session_is_neither_listed_nor_continued(clients, chat_ready):
+    start_chat(clients[Role.OPERATOR], chat_ready, message="Private to the operator")
+    read_stream(clients[Role.OPERATOR], ChatTurn.objects.get())
+    remote_id = ChatSession.objects.get().remote_id
+    admin = clients[Role.ADMIN]
+
+    listing = admin.get(reverse("chat-remote"), {"key": chat_ready.pk}, HTTP_HX_REQUEST="true")
+    response = admin.post(
+        reverse("chat-remote-continue"), {"key": chat_ready.pk, "session_id": remote_id}
+    )
+
+    assert "Private to the operator" not in listing.content.decode()
+    assert response["Location"] == reverse("chat")
+    assert ChatSession.objects.count() == 1
+
+
+def test_another_members_idempotency_key_sends_nothing(clients, chat_ready):
+    start_chat(clients[Role.OPERATOR], chat_ready)
+    wait_for_quiet()
+
+    response = start_chat(clients[Role.ADMIN], chat_ready, message="Reusing the key")
+
+    assert response.status_code == 400
+    assert "reload the page" in response.content.decode()
+    assert ChatTurn.objects.count() == ChatSession.objects.count() == 1
+
+
+def test_the_saver_outlives_an_unexpected_error(clients, chat_ready, monkeypatch):
+    calls = []
+    real = relay.cut_stopped
+
+    def failing_once(turns: list) -> None:
+        calls.append(len(turns))
+        if len(calls) == 1:
+            raise RuntimeError("not a database error")
+        real(turns)
+
+    monkeypatch.setattr(relay, "cut_stopped", failing_once)
+    start_chat(clients[Role.OPERATOR], chat_ready)
+    turn = ChatTurn.objects.get()
+
+    deadline = time.monotonic() + 5
+    while not ChatTurn.objects.filter(pk=turn.pk, status=ChatTurn.Status.DONE).exists():
+        assert time.monotonic() < deadline, "the saver died with the error"
+        time.sleep(0.02)
+    assert calls

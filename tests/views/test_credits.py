@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks import TaskResultStatus
@@ -64,10 +65,17 @@ def test_the_refresh_task_reads_every_active_key_and_comes_back(vault_key, setti
     credits.ensure_balance_refresh()
     waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
     assert waiting.count() == 1
+    waiting.delete()  # the worker takes the waiting run: it is no longer READY
     assert credits.refresh_balances.call() == 1
     assert BalanceReading.objects.get(key=vault_key).credits == 1000
     later = DBTaskResult.objects.filter(status=TaskResultStatus.READY).order_by("-run_after")
     assert later.first().run_after > timezone.now() + timedelta(minutes=14)
+
+
+def test_a_second_refresh_chain_ends_instead_of_running_forever(vault_key):
+    credits.ensure_balance_refresh()
+    credits.refresh_balances.call()  # a second chain, started by a racing page load
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).count() == 1
 
 
 def test_reserved_credits_of_running_jobs_are_shown(owner_client, vault_key, members):
@@ -203,6 +211,23 @@ def test_a_failed_alert_post_is_shown_on_the_page(owner_client, vault_key, monke
     read_now(owner_client, vault_key)
     page = owner_client.get(reverse("credits")).content.decode()
     assert "The alert could not be sent" in page
+
+
+def test_a_failed_alert_post_keeps_the_url_secret_out_of_the_log(
+    owner_client, vault_key, monkeypatch, caplog
+):
+    hook = "https://hooks.example.com/services/T000/SECRETPATH"
+
+    class Unreachable:
+        def post(self, url, **kwargs):
+            raise requests.ConnectionError(f"Max retries exceeded with url: {url}")
+
+    monkeypatch.setattr(alerts, "check_url", lambda url, **kwargs: url)
+    monkeypatch.setattr(alerts, "guarded_session", Unreachable)
+    set_alert(owner_client, vault_key, threshold=5000, new_alert_url=hook)
+    read_now(owner_client, vault_key)
+    assert "ConnectionError" in BalanceAlert.objects.get().notify_error
+    assert "not sent" in caplog.text and "SECRETPATH" not in caplog.text
 
 
 def test_removing_the_alert_url(owner_client, vault_key, monkeypatch):

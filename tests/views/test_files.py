@@ -95,6 +95,7 @@ def test_the_list_and_the_detail_show_the_file(operator, vault_key, clients):
     assert stored.url in detail
     # A viewer without a history grant sees neither.
     assert "ref.png" not in clients[Role.VIEWER].get(reverse("files")).content.decode()
+    assert clients[Role.VIEWER].get(reverse("file-detail", args=[stored.pk])).status_code == 404
 
 
 def test_a_declared_size_over_the_limit_is_refused_before_reading(operator, vault_key, temp_dir):

@@ -13,6 +13,8 @@ from rivya_dashboard.console.models import Generation, Output, Status
 from rivya_dashboard.sandbox import faults
 from rivya_dashboard.sandbox.models import Account, SandboxSettings
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +93,7 @@ def test_submit_creates_one_job_and_polls_it_to_the_end(operator, catalogue, mem
         "generation", args=[job.pk]
     )
     assert job.status == Status.QUEUED and job.remote_id.startswith("task_")
+    assert job.client_request_id == f"console-generation-{job.pk}"
     assert job.params == {"aspect_ratio": "16:9"}
     assert job.estimate_credits == 1 and job.member == members[Role.OPERATOR]
     assert sandbox_balance() == 999
@@ -116,6 +119,25 @@ def test_a_double_submit_yields_the_same_job_and_one_charge(operator, catalogue)
     assert Generation.objects.count() == 1
     assert SandboxGeneration.objects.count() == 1
     assert sandbox_balance() == 999
+
+
+def test_a_double_click_at_the_cap_lands_on_the_same_job(operator, catalogue):
+    KeyGrant.objects.update(daily_cap=1)
+    first = operator.post(reverse("generate-submit"), form_data(catalogue))
+    second = operator.post(reverse("generate-submit"), form_data(catalogue))
+    assert second.status_code == 302 and first["Location"] == second["Location"]
+    assert SandboxGeneration.objects.count() == 1
+
+
+def test_a_cap_reached_by_a_concurrent_submit_leaves_no_row(operator, catalogue, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise GrantRefused("cap reached meanwhile")
+
+    # The grant passes the first check, then fails the one taken under the grant's lock.
+    monkeypatch.setattr(ledger, "check_grant", refuse)
+    response = operator.post(reverse("generate-submit"), form_data(catalogue))
+    assert response.status_code == 403 and "cap reached meanwhile" in response.content.decode()
+    assert not Generation.objects.exists() and not SandboxGeneration.objects.exists()
 
 
 def test_the_same_nonce_from_another_member_is_another_job(operator, catalogue, clients):
@@ -270,6 +292,15 @@ def test_run_again_and_edit_and_run(operator, catalogue):
     assert '<option value="16:9" selected>' in edit
 
 
+def test_run_again_never_switches_to_another_key(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    Generation.objects.update(key=None)  # its key was deleted since
+    response = operator.post(reverse("generation-rerun", args=[job.pk]), {"nonce": "again-1"})
+    assert response["Location"] == reverse("generation", args=[job.pk])
+    assert Generation.objects.count() == 1 and SandboxGeneration.objects.count() == 1
+
+
 def test_delete_removes_the_job_and_its_cached_files(operator, catalogue):
     operator.post(reverse("generate-submit"), form_data(catalogue))
     job = Generation.objects.get()
@@ -290,6 +321,10 @@ def test_another_operator_cannot_delete_or_see_a_job(operator, catalogue, member
     other = make_member(Role.OPERATOR, "other-operator")
     from django.test import Client
 
+    SandboxSettings.objects.update(clock_speed=1000)
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    generations.do_poll(job.pk, job.poll_count)
+    assert operator.get(reverse("generation-output", args=[job.pk, 0])).status_code == 200
     client = Client()
     client.force_login(other)
     assert client.get(reverse("generation", args=[job.pk])).status_code == 404
@@ -329,6 +364,18 @@ def test_a_submit_starts_one_housekeeping_chain(operator, catalogue, settings):
     paths = list(DBTaskResult.objects.values_list("task_path", flat=True))
     assert paths.count("rivya_dashboard.console.tasks.housekeeping") == 1
     assert paths.count("rivya_dashboard.console.tasks.poll_generation") == 2
+
+
+def test_a_second_housekeeping_chain_ends_itself(settings):
+    from django_tasks_db.models import DBTaskResult
+
+    from rivya_dashboard.console import tasks
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    tasks.ensure_housekeeping()
+    tasks.housekeeping.call()  # a second chain, started by a racing page load
+    paths = list(DBTaskResult.objects.values_list("task_path", flat=True))
+    assert paths.count("rivya_dashboard.console.tasks.housekeeping") == 1
 
 
 def test_a_model_that_is_not_available_is_refused(operator, catalogue):

@@ -165,6 +165,20 @@ def test_replay_to_loopback_is_refused_for_operators_with_the_reason(clients, in
     assert not ForwardAttempt.objects.exists()
 
 
+def test_a_header_http_cannot_carry_is_refused_with_the_reason(clients, inbox, settings, target):
+    settings.RIVYA_ALLOW_LOCAL_FORWARD = True
+    body = event_body()
+    post(inbox, body, **signed(body))
+    row = InboxRequest.objects.get()
+    response = clients[Role.ADMIN].post(
+        reverse("inbox-replay", args=[row.pk]),
+        {"target_url": target.url, "headers": "X-Note: \u2603", "body": body.decode()},
+    )
+    assert response.status_code == 400
+    assert "only Latin-1 text" in response.content.decode()
+    assert not target.received
+
+
 def test_admins_replay_edited_and_re_signed_to_a_local_target(clients, inbox, settings, target):
     settings.RIVYA_ALLOW_LOCAL_FORWARD = True
     body = event_body()
@@ -216,6 +230,17 @@ def test_bulk_replay_confirms_the_count(
     assert len(target.received) == 2
     audit = AuditEvent.objects.get(action="inbox.bulk_replayed")
     assert audit.detail["count"] == 2
+
+
+def test_bulk_replay_counts_the_filtered_selection_before_a_target_is_given(clients, inbox):
+    body = event_body()
+    post(inbox, body, **signed(body))
+    post(inbox, b"not signed")
+    page = clients[Role.ADMIN].get(
+        reverse("inbox-bulk-replay", args=[inbox.pk]), {"verdict": "verified"}
+    )
+    assert b"Replay 1 request" in page.content
+    assert b"errorlist" not in page.content
 
 
 def test_live_forwarding_sends_every_request_on(

@@ -95,6 +95,13 @@ def test_model_page_shows_params_rules_and_price(owner_client, vault_key, member
     assert "Generate with this model" in html
 
 
+def test_a_model_id_with_a_slash_has_a_card_and_a_page(owner_client):
+    models_catalog.do_store_catalogue({"data": [{"id": "vendor/model", "display_name": "Slashed"}]})
+    assert "/models/vendor/model/" in owner_client.get(reverse("models")).content.decode()
+    page = owner_client.get(reverse("model-detail", args=["vendor/model"]))
+    assert page.status_code == 200 and "Slashed" in page.content.decode()
+
+
 def test_unknown_model_is_404(owner_client):
     assert owner_client.get(reverse("model-detail", args=["nope"])).status_code == 404
 

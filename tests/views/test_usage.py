@@ -150,6 +150,8 @@ def test_the_csv_is_exactly_the_filtered_view(owner_client, ledger):
         ({"status": "exploded"}, "Select a valid choice"),
         ({"by": "shoe size"}, "pick a tab"),
         ({"bucket": "noon-ish"}, "click the bar again"),
+        ({"bucket": "2020-01-01T00:00"}, "click the bar again"),
+        ({"date_from": "9999-12-31", "date_to": "9999-12-31"}, "swap them"),
         ({"date_from": "yesterday"}, "Enter a valid date"),
     ],
 )

@@ -185,6 +185,12 @@ def test_the_event_catalogue_pretty_prints_payloads(clients, vault_key):
     assert b"&quot;type&quot;: &quot;generation.succeeded&quot;" in page.content
 
 
+def test_a_key_choice_that_is_not_a_number_shows_the_first_key(clients, vault_key):
+    page = clients[Role.ADMIN].get(reverse("webhooks"), {"key": "²"})
+    assert page.status_code == 200
+    assert page.context["key"] == vault_key
+
+
 def test_operators_cannot_open_the_webhooks_pages(clients, vault_key):
     assert clients[Role.OPERATOR].get(reverse("webhooks")).status_code == 403
 

@@ -106,7 +106,9 @@ def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
 def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     source = _visible_job(request, pk)
     choice = generate_form.choose(request.user, source.model_id, source.key_id)
-    if choice.model is None or choice.key is None or choice.model.model_id != source.model_id:
+    # choose() falls back to the first model and key; a run again must not switch either.
+    same = choice.model and choice.key and (choice.model.model_id, choice.key.pk)
+    if same != (source.model_id, source.key_id):
         messages.error(request, _("This model or key is no longer available to you."))
         return redirect("generation", pk=pk)
     try:

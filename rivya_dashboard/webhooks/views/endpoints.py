@@ -47,7 +47,9 @@ def no_store(response: HttpResponse) -> HttpResponse:
 @require_GET
 def webhooks_page(request: HttpRequest) -> HttpResponse:
     key_pk = request.GET.get("key")
-    key = chosen_key(request, int(key_pk) if key_pk and key_pk.isdigit() else None)
+    # ASCII only: str.isdigit accepts "²", which int() refuses.
+    valid = key_pk and key_pk.isascii() and key_pk.isdigit()
+    key = chosen_key(request, int(key_pk) if valid else None)
     endpoints, error = [], None
     if key is not None:
         try:

@@ -235,11 +235,13 @@ def inbox_doctor(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
     inbox = get_object_or_404(Inbox, pk=pk)
-    form = BulkReplayForm(request.POST or request.GET or None)
-    valid = form.is_valid()
-    rows = inboxes.filtered_requests(inbox, form.cleaned_data if valid else {})
+    posted = request.method == "POST"
+    # The filters apply before a target is typed in, so the first page counts the selection.
+    filters = RequestFilterForm(request.POST if posted else request.GET)
+    rows = inboxes.filtered_requests(inbox, filters.cleaned_data if filters.is_valid() else {})
     ids = list(rows.values_list("pk", flat=True)[:BULK_LIMIT])
-    if request.method == "POST" and valid:
+    form = BulkReplayForm(request.POST) if posted else BulkReplayForm(initial=request.GET.dict())
+    if posted and form.is_valid():
         if form.cleaned_data["confirm_count"] != len(ids):
             form.add_error(
                 None,
@@ -260,5 +262,4 @@ def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
                 )
                 return redirect("inbox-detail", pk=inbox.pk)
     context = {"inbox": inbox, "form": form, "count": len(ids), "limit": BULK_LIMIT}
-    status = 400 if request.method == "POST" else 200
-    return render(request, "webhooks/bulk_replay.html", context, status=status)
+    return render(request, "webhooks/bulk_replay.html", context, status=400 if posted else 200)
