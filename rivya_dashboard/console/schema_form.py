@@ -87,9 +87,12 @@ class JSONValueField(forms.CharField):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValidationError(
-                _('Write a JSON value here, e.g. ["a", "b"] (%(error)s).') % {"error": exc.msg}
-            ) from None
+            reason = exc.msg
+        except RecursionError:
+            reason = _("nested too deeply")
+        raise ValidationError(
+            _('Write a JSON value here, e.g. ["a", "b"] (%(error)s).') % {"error": reason}
+        )
 
     def prepare_value(self, value: Any) -> Any:
         if value is None or isinstance(value, str):

@@ -186,3 +186,9 @@ def test_a_step_that_is_not_a_number_is_left_out_not_a_crash():
     field = param_field({"key": "v", "type": "number", "min": 1, "step": "any"})
     assert field.help_text == "At least 1."
     assert field.clean("1.25") == Decimal("1.25")
+
+
+def test_json_nested_past_the_parser_depth_is_a_field_error():
+    form = form_for(SOUND, {"prompt": "p", "p_seed": "1", "p_dialogue": "[" * 100_000})
+    assert not form.is_valid()
+    assert "nested too deeply" in form.errors[field_name("dialogue")][0]
