@@ -101,7 +101,7 @@ def do_submit_all(user: User, form: CompareForm) -> tuple[uuid.UUID, list[str]]:
     for model_id in form.cleaned_data["models"]:
         model = form.catalogue[model_id]
         try:
-            submission = generations.do_submit(
+            generation = generations.do_submit(
                 user,
                 key,
                 model.data,
@@ -110,7 +110,7 @@ def do_submit_all(user: User, form: CompareForm) -> tuple[uuid.UUID, list[str]]:
                 params=default_params(model.data),
                 batch=batch,
             )
-            batch = submission.generation.batch or batch
+            batch = generation.batch or batch
         except GrantRefused as exc:
             failures.append(f"{model.display_name}: {exc}")
         except RivyaError as exc:

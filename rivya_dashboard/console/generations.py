@@ -7,7 +7,6 @@ back-off (contract §6: first after 2-3 s, then every 5-10 s, longer for video a
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -72,12 +71,6 @@ def estimate_credits(model: dict, params: dict) -> Decimal:
     return Decimal(str(model.get("base_credits") or 0))
 
 
-@dataclass(frozen=True)
-class Submission:
-    generation: Generation
-    duplicate: bool
-
-
 def apply_remote_state(generation: Generation, remote: dict) -> None:
     """Copy a remote generation object (from a create, a poll or a webhook event) onto the row,
     unsaved: the caller saves it with its own scheduling fields."""
@@ -118,13 +111,13 @@ def do_submit(
     params: dict[str, Any],
     reference_file_ids: list[str] = (),
     batch: Any = None,
-) -> Submission:
+) -> Generation:
     """Submit once per nonce. Raises GrantRefused or RivyaError; a refused request leaves no row."""
     idem = idempotency_key(user, nonce)
     # Looked up before the cap check: the first click's reservation must not refuse the second.
     existing = Generation.objects.filter(key=key, idempotency_key=idem).first()
     if existing is not None:
-        return Submission(existing, duplicate=True)
+        return existing
     estimate = estimate_credits(model, params)
     check_grant(user, key, Action.GENERATE, credits=estimate)
     sent_params = dict(params)
@@ -146,7 +139,7 @@ def do_submit(
                 batch=batch,
             )
     except IntegrityError:
-        return Submission(Generation.objects.get(key=key, idempotency_key=idem), duplicate=True)
+        return Generation.objects.get(key=key, idempotency_key=idem)
     try:
         remote = _create_remote(user, key, generation)
     except (RivyaError, GrantRefused, DecryptionError):
@@ -159,7 +152,7 @@ def do_submit(
         generation.status = Status.QUEUED
     _schedule(generation)
     _ensure_housekeeping()
-    return Submission(generation, duplicate=False)
+    return generation
 
 
 def _credits(value: object) -> Decimal | None:
@@ -288,14 +281,23 @@ def _fetch_remote(generation: Generation) -> dict:
 
 
 def settle_charge(generation: Generation) -> None:
-    """The create call's ledger row takes the final charge, so caps count what was really paid."""
+    """The accepted create call's ledger row takes the final charge; its retries take none.
+
+    A retried submit (same idempotency key after a 503 or a lost answer) leaves several rows for
+    one job that Rivya charged once, so caps and usage must count the charge once.
+    """
     if generation.final_credits is None:
         return
-    LedgerEntry.objects.filter(
+    attempts = LedgerEntry.objects.filter(
         key=generation.key,
         operation="generations.create",
         idempotency_key=generation.idempotency_key,
-    ).update(credits_final=generation.final_credits)
+    )
+    accepted = attempts.filter(http_status__gte=200, http_status__lt=300).order_by("at", "pk")
+    paid = accepted.first()
+    attempts.exclude(pk=paid.pk if paid else None).update(credits_final=0)
+    if paid is not None:
+        attempts.filter(pk=paid.pk).update(credits_final=generation.final_credits)
 
 
 def do_cache_outputs(generation: Generation) -> list[Output]:

@@ -193,6 +193,20 @@ def test_api_down_or_rate_limited_says_what_to_do(
     assert LedgerEntry.objects.filter(operation="generations.create", http_status=status).exists()
 
 
+def test_a_submit_retried_after_an_outage_is_charged_once(operator, catalogue):
+    faults.set_global_faults({"status": 503})
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    faults.set_global_faults({})
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    SandboxSettings.objects.update(clock_speed=1000)
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    generations.do_poll(job.pk, job.poll_count)
+    attempts = LedgerEntry.objects.filter(operation="generations.create").order_by("at", "pk")
+    assert attempts[0].http_status == 503 and 200 <= attempts[1].http_status < 300
+    assert [entry.credits_final for entry in attempts] == [0, 1]
+
+
 def test_expired_grant_is_refused_before_the_api_is_called(operator, catalogue, members):
     KeyGrant.objects.update(expires_at=timezone.now() - timedelta(days=1))
     response = operator.post(reverse("generate-submit"), form_data(catalogue))

@@ -75,7 +75,7 @@ def generate_submit(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, choice, form, status=400)
     try:
-        submission = generations.do_submit(
+        generation = generations.do_submit(
             request.user,
             choice.key,
             choice.model.data,
@@ -93,7 +93,7 @@ def generate_submit(request: HttpRequest) -> HttpResponse:
             form.data = form.data.copy()
             form.data["nonce"] = generate_form.new_nonce()
         return _page(request, choice, form, status=400 if (exc.status or 500) < 500 else 502)
-    return redirect("generation", pk=submission.generation.pk)
+    return redirect("generation", pk=generation.pk)
 
 
 @role_required(Role.OPERATOR)

@@ -112,7 +112,7 @@ def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, _("This model or key is no longer available to you."))
         return redirect("generation", pk=pk)
     try:
-        submission = generations.do_submit(
+        generation = generations.do_submit(
             request.user,
             choice.key,
             choice.model.data,
@@ -125,7 +125,7 @@ def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
         text = generate_form.error_message(exc) if isinstance(exc, RivyaError) else str(exc)
         messages.error(request, text)
         return redirect("generation", pk=pk)
-    return redirect("generation", pk=submission.generation.pk)
+    return redirect("generation", pk=generation.pk)
 
 
 @role_required(Role.OPERATOR)
