@@ -6,6 +6,7 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -16,6 +17,10 @@ from rivya_dashboard.accounts.models import FailedLogin, Role, User
 
 LOCKOUT_WINDOW = timedelta(minutes=15)
 MAX_LOCKOUT_MINUTES = 60
+# Failures older than this can no longer lock anyone out.
+FAILED_LOGIN_KEEP = LOCKOUT_WINDOW + timedelta(minutes=MAX_LOCKOUT_MINUTES)
+PURGE_EVERY_SECONDS = 10 * 60
+PURGE_LOCK = "accounts:failed-login-purge"
 
 
 class MemberCreationForm(BaseUserCreationForm):
@@ -91,9 +96,18 @@ class SignInForm(AuthenticationForm):
 def note_failed_login(username: str, request: HttpRequest | None) -> None:
     ip = client_ip(request) if request else None
     FailedLogin.objects.create(username=username, ip=ip)
+    # Only a later success clears a username's rows, so guesses at made-up names are swept here.
+    if cache.add(PURGE_LOCK, 1, PURGE_EVERY_SECONDS):
+        do_purge_failed_logins()
     # The owner sees in the audit log when guessing starts to lock an account.
     if lockout_remaining(username) is not None:
         record(None, "login.locked", username, request=request)
+
+
+def do_purge_failed_logins() -> int:
+    """Delete failures too old to count towards any lock-out; returns how many went."""
+    stale = FailedLogin.objects.filter(at__lt=timezone.now() - FAILED_LOGIN_KEEP)
+    return stale.delete()[0]
 
 
 class InviteForm(forms.Form):

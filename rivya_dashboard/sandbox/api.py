@@ -94,6 +94,7 @@ class Operation:
     scope: str | None
     public: bool
     body: dict | None
+    body_required: bool
     body_content: str
     query: tuple[dict, ...]
     success: int
@@ -153,6 +154,7 @@ def endpoint(
     scope: str | None = None,
     public: bool = False,
     body: dict | None = None,
+    body_required: bool = True,
     body_content: str = JSON,
     query: tuple[dict, ...] = (),
     success: int = 200,
@@ -163,7 +165,10 @@ def endpoint(
     replay: Callable[..., HttpResponse] | None = None,
     tag: str = "",
 ) -> Callable:
-    """Declare an API operation; `public=True` means no key is needed (a sent key must be valid)."""
+    """Declare an API operation; `public=True` means no key is needed (a sent key must be valid).
+
+    With `body_required=False` an empty request body is allowed and reaches the handler as None.
+    """
 
     def register(handler: Callable) -> Callable:
         OPERATIONS.append(
@@ -176,6 +181,7 @@ def endpoint(
                 scope=scope,
                 public=public,
                 body=body,
+                body_required=body_required,
                 body_content=body_content,
                 query=query,
                 success=success,
@@ -266,7 +272,7 @@ def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpRe
     reject_nul([*path_params.values(), *call.request.GET.values()])
     call.query = parse_query(operation, call.request)
     if operation.body is not None and operation.body_content == JSON:
-        call.body = parse_json_body(call.request, operation.body)
+        call.body = parse_json_body(call.request, operation.body, operation.body_required)
     key = idempotency.read_key(call.request.headers) if operation.idempotent else None
     if key is None:
         return respond(operation, call, path_params)
@@ -354,13 +360,15 @@ def parse_query(operation: Operation, request: HttpRequest) -> dict[str, Any]:
     return values
 
 
-def parse_json_body(request: HttpRequest, schema: dict) -> Any:
+def parse_json_body(request: HttpRequest, schema: dict, required: bool) -> Any:
     declared = request.headers.get("Content-Length") or "0"
     if declared.isdigit() and int(declared) > choices.MAX_JSON_BODY_BYTES:
         raise body_too_large()
     raw = request.read(choices.MAX_JSON_BODY_BYTES + 1)
     if len(raw) > choices.MAX_JSON_BODY_BYTES:
         raise body_too_large()
+    if not raw and not required:
+        return None
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -391,7 +399,9 @@ def check_storable(body: Any) -> None:
 
 def body_too_large() -> ApiError:
     limit = choices.MAX_JSON_BODY_BYTES // 1024
-    return ApiError(413, "payload_too_large", f"The JSON body must be at most {limit} KB.")
+    return ApiError(
+        413, choices.PAYLOAD_TOO_LARGE_CODE, f"The JSON body must be at most {limit} KB."
+    )
 
 
 def encode_cursor(created_at: Any, pk: int) -> str:

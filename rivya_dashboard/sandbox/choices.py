@@ -47,6 +47,8 @@ MAX_JSON_BODY_BYTES = 1024 * 1024
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_CLIENT_REQUEST_ID_LENGTH = 128
 MAX_CHAT_MESSAGE_LENGTH = 20000
+# The contract names no code for an oversize JSON body (§3.2 lists none); 413 carries this one.
+PAYLOAD_TOO_LARGE_CODE = "payload_too_large"
 
 # §1.4 list envelope: newest first, limit 1-100, default 20.
 LIST_DEFAULT_LIMIT = 20

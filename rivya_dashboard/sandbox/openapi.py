@@ -86,7 +86,10 @@ def success_response(operation: Operation) -> dict:
 
 
 def request_body(operation: Operation) -> dict:
-    return {"required": True, "content": {operation.body_content: {"schema": operation.body}}}
+    return {
+        "required": operation.body_required,
+        "content": {operation.body_content: {"schema": operation.body}},
+    }
 
 
 def parameters(operation: Operation) -> list[dict]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from rivya_dashboard.sandbox import choices, ids
-from rivya_dashboard.sandbox.api import LIST_QUERY, Call, endpoint, paginate, parse_json_body
+from rivya_dashboard.sandbox.api import LIST_QUERY, Call, endpoint, paginate
 from rivya_dashboard.sandbox.errors import ApiError, not_found, validation_failed
 from rivya_dashboard.sandbox.models import WebhookDelivery, WebhookEndpoint, WebhookSettings
 from rivya_dashboard.sandbox.webhooks_delivery import (
@@ -196,17 +196,15 @@ def delete_webhook(call: Call, endpointId: str) -> dict:
     operation_id="rotateWebhookSecret",
     summary="Replace the signing secret; optionally the old one keeps signing for a while",
     scope=SCOPE,
+    body=ROTATE_BODY,
+    body_required=False,
     response=ENDPOINT_WITH_SECRET,
     errors=(400, 404, 413),
     tag=TAG,
 )
 def rotate_webhook_secret(call: Call, endpointId: str) -> dict:
     webhook = changeable(find_endpoint(call, endpointId))
-    # The body is optional, so it is parsed here rather than declared for the pipeline.
-    overlap = 0
-    if call.request.headers.get("Content-Length", "0") not in ("", "0"):
-        overlap = parse_json_body(call.request, ROTATE_BODY).get("overlap_seconds", 0)
-    do_rotate_secret(webhook, overlap)
+    do_rotate_secret(webhook, (call.body or {}).get("overlap_seconds", 0))
     return endpoint_object(webhook, with_secret=True)
 
 

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from rivya_dashboard.sandbox import faults
+from rivya_dashboard.sandbox import choices, faults
 from rivya_dashboard.sandbox.keys import find_key, hash_key, issue_key
 from rivya_dashboard.sandbox.models import RequestLog, SandboxKey
 from tests.sandbox.conftest import Api, error_code
@@ -179,7 +179,7 @@ def test_a_body_over_one_megabyte_is_413(api):
     body = '{"model": "z-image", "prompt": "' + "x" * (1024 * 1024) + '"}'
     response = api.post("/generations", body)
     assert response.status_code == 413
-    assert error_code(response) == "payload_too_large"
+    assert error_code(response) == choices.PAYLOAD_TOO_LARGE_CODE == "payload_too_large"
 
 
 def test_the_switch_off_makes_every_sandbox_url_404(api, settings):

@@ -94,6 +94,20 @@ def test_the_documented_body_schema_is_the_one_enforced(api):
     assert response.status_code == 400
 
 
+def test_it_documents_the_optional_rotation_body_and_keeps_other_bodies_required():
+    paths = document("x")["paths"]
+    rotate = paths["/webhooks/{endpointId}/rotate-secret"]["post"]
+    assert rotate["requestBody"] == {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/WebhookSecretRotation"}}
+        },
+    }
+    assert {"400", "413"} <= rotate["responses"].keys()
+    assert paths["/generations"]["post"]["requestBody"]["required"] is True
+    assert paths["/webhooks"]["post"]["requestBody"]["required"] is True
+
+
 @pytest.mark.parametrize("operation_id", sorted(op.operation_id for op in OPERATIONS))
 def test_the_live_server_conforms_to_its_document(live_server, transactional_db, operation_id):
     sandbox = SandboxSettings.load()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rivya_dashboard.sandbox import webhooks_targets
+from rivya_dashboard.sandbox import choices, webhooks_targets
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import (
     SandboxSettings,
@@ -241,8 +241,10 @@ def test_it_hides_other_accounts_endpoints(api, created, method, suffix):
             response = patch(caller, target, {"name": "x"})
         elif method == "delete":
             response = delete(caller, target)
+        elif method == "post":
+            response = post_empty(caller, target)
         else:
-            response = getattr(caller, method)(target)
+            response = caller.get(target)
         assert (response.status_code, error_code(response)) == (404, "not_found")
     assert WebhookEndpoint.objects.get().name == CREATE["name"]
 
@@ -348,6 +350,14 @@ def test_it_rejects_an_invalid_rotation_body(api, created, body):
     response = api.post(f"/webhooks/{created['id']}/rotate-secret", body)
 
     assert (response.status_code, error_code(response)) == (400, "validation_failed")
+    assert WebhookEndpoint.objects.get().signing_secret == created["signing_secret"]
+
+
+def test_a_rotation_body_over_the_json_limit_is_413(api, created):
+    body = '{"overlap_seconds": 1' + " " * choices.MAX_JSON_BODY_BYTES + "}"
+    response = api.post(f"/webhooks/{created['id']}/rotate-secret", body)
+
+    assert (response.status_code, error_code(response)) == (413, "payload_too_large")
     assert WebhookEndpoint.objects.get().signing_secret == created["signing_secret"]
 
 

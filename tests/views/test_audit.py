@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test import RequestFactory
 
-from rivya_dashboard.accounts.audit import record
+from rivya_dashboard.accounts.audit import client_ip, record
 from rivya_dashboard.accounts.models import AuditEvent, Role
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,48 @@ def test_every_account_change_through_the_pages_is_audited(owner_client, members
         ("invite.revoked", "owner"),
     ]
     assert all(e.ip == "127.0.0.1" for e in logged)
+
+
+PROXY = "10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("behind_proxy", "count", "forwarded", "expected"),
+    [
+        (False, 1, "198.51.100.7", PROXY),
+        (True, 1, "198.51.100.7", "198.51.100.7"),
+        (True, 1, "203.0.113.66, 198.51.100.7", "198.51.100.7"),
+        (True, 1, " 2001:db8::7 ", "2001:db8::7"),
+        (True, 2, "203.0.113.66, 198.51.100.7, 10.0.0.1", "198.51.100.7"),
+        (True, 2, "198.51.100.7", PROXY),
+        (True, 1, None, PROXY),
+        (True, 1, "not-an-address", PROXY),
+    ],
+)
+def test_the_client_address_comes_from_the_trusted_end_of_x_forwarded_for(
+    settings, behind_proxy, count, forwarded, expected
+):
+    settings.RIVYA_BEHIND_PROXY = behind_proxy
+    settings.RIVYA_PROXY_COUNT = count
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+    request = RequestFactory().get("/", REMOTE_ADDR=PROXY, **headers)
+
+    assert client_ip(request) == expected
+
+
+def test_behind_a_proxy_audit_rows_record_the_client_not_a_spoofed_address(
+    owner_client, members, settings
+):
+    settings.RIVYA_BEHIND_PROXY = True
+    viewer = members[Role.VIEWER]
+    owner_client.post(
+        f"/accounts/team/members/{viewer.pk}/role/",
+        {"role": "operator"},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR="203.0.113.66, 198.51.100.7",
+    )
+
+    assert AuditEvent.objects.get(action="member.role_changed").ip == "198.51.100.7"
 
 
 def test_the_page_shows_every_event_newest_first(clients, events):

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.sessions.models import Session
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rivya_dashboard.accounts.forms import lockout_remaining
+from rivya_dashboard.accounts.forms import PURGE_LOCK, do_purge_failed_logins, lockout_remaining
 from rivya_dashboard.accounts.middleware import SEEN_KEY, STARTED_KEY
 from rivya_dashboard.accounts.models import AuditEvent, FailedLogin, Role
 from tests.conftest import PASSWORD
@@ -103,6 +104,66 @@ def test_a_successful_sign_in_clears_earlier_failures(members, settings):
     sign_in(client, "viewer", "wrong-password")
     assert sign_in(client, "viewer").status_code == 302
     assert sign_in(Client(), "viewer", "wrong-password").status_code == 400
+
+
+def test_a_failed_sign_in_behind_a_proxy_records_the_client_address(members, settings):
+    settings.RIVYA_BEHIND_PROXY = True
+    settings.RIVYA_PROXY_COUNT = 1
+    client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.66, 198.51.100.7")
+
+    sign_in(client, "viewer", "wrong-password")
+
+    assert FailedLogin.objects.get().ip == "198.51.100.7"
+
+
+def test_a_failed_sign_in_without_a_proxy_ignores_x_forwarded_for(members, settings):
+    settings.RIVYA_BEHIND_PROXY = False
+    client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+
+    sign_in(client, "viewer", "wrong-password")
+
+    assert FailedLogin.objects.get().ip == "10.0.0.2"
+
+
+def add_failures(username: str, minutes_ago: int, count: int = 1) -> None:
+    for _ in range(count):
+        FailedLogin.objects.create(
+            username=username, at=timezone.now() - timedelta(minutes=minutes_ago)
+        )
+
+
+def test_the_purge_drops_only_failures_too_old_to_lock_anyone_out(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 2
+    add_failures("sprayed-name", minutes_ago=76, count=3)
+    add_failures("viewer", minutes_ago=14, count=2)
+    add_failures("viewer", minutes_ago=74)
+
+    assert do_purge_failed_logins() == 3
+
+    assert not FailedLogin.objects.filter(username="sprayed-name").exists()
+    assert FailedLogin.objects.filter(username="viewer").count() == 3
+    assert lockout_remaining("viewer") is None
+    assert sign_in(Client(), "viewer", "wrong-password").status_code == 400
+    assert lockout_remaining("viewer") is not None
+
+
+def test_failed_sign_ins_sweep_old_failures_at_most_once_per_interval(members):
+    cache.delete(PURGE_LOCK)
+    add_failures("sprayed-1", minutes_ago=120)
+    sign_in(Client(), "sprayed-2", "wrong-password")
+    assert set(FailedLogin.objects.values_list("username", flat=True)) == {"sprayed-2"}
+
+    add_failures("sprayed-3", minutes_ago=120)
+    sign_in(Client(), "sprayed-4", "wrong-password")
+    assert FailedLogin.objects.filter(username="sprayed-3").exists()
+
+    cache.delete(PURGE_LOCK)
+    sign_in(Client(), "sprayed-5", "wrong-password")
+    assert set(FailedLogin.objects.values_list("username", flat=True)) == {
+        "sprayed-2",
+        "sprayed-4",
+        "sprayed-5",
+    }
 
 
 def test_it_signs_out_on_post_only(clients):
