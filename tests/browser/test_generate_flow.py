@@ -1,15 +1,11 @@
 """The generate flow in a real browser: pick a model, upload a reference inline, double-click
 submit, watch the job finish without reloading, and keep the image after the sandbox goes away."""
 
-import contextlib
 import struct
-import time
 import zlib
 from collections.abc import Callable
 
 import pytest
-from django.db import OperationalError
-from django_tasks_db.management.commands.db_worker import Worker
 from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role
@@ -18,6 +14,7 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
+from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
@@ -37,36 +34,6 @@ def png_bytes(width: int = 48, height: int = 32) -> bytes:
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
-
-
-def run_ready_tasks() -> None:
-    """One pass of the django-tasks database worker, in this thread.
-
-    The live server shares this thread's connection to an in-memory SQLite test database, so the
-    worker runs here, between browser waits, rather than in a thread of its own."""
-    worker = Worker(
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=20,
-        worker_id="browser-test",
-        excluded_queue_names=[],
-    )
-    # The live server may hold the database for a moment; the next pass catches up.
-    with contextlib.suppress(OperationalError):
-        worker.run()
-
-
-def work_until(page: Page, condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_ready_tasks()
-        if condition():
-            return
-        page.wait_for_timeout(150)
-    raise AssertionError("the job did not get there in time")
 
 
 @pytest.fixture

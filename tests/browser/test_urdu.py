@@ -19,7 +19,8 @@ from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox
 from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.test_generate_flow import png_bytes, work_until
+from tests.browser.inline_worker import work_until
+from tests.browser.test_generate_flow import png_bytes
 from tests.conftest import PASSWORD, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -3,15 +3,11 @@ to an inbox (secret shown once), watch a generation's verified event arrive and 
 rotate the secret and have the doctor explain a delivery signed with the old one, then make the
 inbox answer 500 and watch the sandbox retry (fast retries)."""
 
-import contextlib
 import json
 import time
-from collections.abc import Callable
 
 import pytest
-from django.db import OperationalError
-from django_tasks_db.management.commands.db_worker import Worker
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import generations
@@ -21,36 +17,10 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest
+from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
-
-
-def run_ready_tasks() -> None:
-    """One pass of the database worker in this thread: the live server shares its connection to
-    the in-memory test database, so a worker thread of its own would lock it out."""
-    worker = Worker(
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=20,
-        worker_id="webhooks-browser-test",
-        excluded_queue_names=[],
-    )
-    with contextlib.suppress(OperationalError):
-        worker.run()
-
-
-def work_until(page: Page, condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_ready_tasks()
-        if condition():
-            return
-        page.wait_for_timeout(150)
-    raise AssertionError("the sandbox did not get there in time")
 
 
 @pytest.fixture
