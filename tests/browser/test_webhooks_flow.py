@@ -111,6 +111,8 @@ def test_sandbox_to_inbox_verify_update_rotate_and_retry(page_as, team_key, scre
         f"/hooks/{inbox.token}/",
         data=body,
         headers={**headers, "Content-Type": "application/json"},
+        # The inbox page's live list keeps polling the same single-connection test database.
+        timeout=30_000,
     )
     assert answer.status == 401
     page.goto(f"/inbox/{inbox.pk}/")
