@@ -13,7 +13,6 @@ more than 1 ms per call (median, stub).
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,18 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from local_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TARGET_OVERHEAD_MS = 1.0
 TIMEOUT = (3.05, 30.0)
 STUB_BASE = "http://127.0.0.1/sandbox/api/v1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manage(*args: str, env: dict) -> str:

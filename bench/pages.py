@@ -16,7 +16,6 @@ Targets: p95 < 100 ms for full pages, < 50 ms for htmx fragments.
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 import requests
+from local_server import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,12 +34,6 @@ PAGE_TARGET_MS = 100
 FRAGMENT_TARGET_MS = 50
 JOBS = 1000
 PASSWORD = "bench-password-123456"  # noqa: S105 - a throwaway member in a temporary data dir
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed(env: dict, users: int) -> list[int]:
@@ -251,18 +245,6 @@ def main() -> int:
         f"{'MISSED' if missed else 'OK'}"
     )
     return 1 if missed else 0
-
-
-def wait_until_up(origin: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            requests.get(f"{origin}/healthz", timeout=1).raise_for_status()
-            return
-        except requests.RequestException:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the console did not start") from None
-            time.sleep(0.3)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from local_server import free_port
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
@@ -92,12 +92,6 @@ class Reading:
     first_byte: float = 0.0
     max_gap: float = 0.0
     finished: bool = True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manage(*args: str, env: dict) -> str:

@@ -15,7 +15,6 @@ Targets: console memory growth < 64 MB; relay throughput >= 70 % of the direct u
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import requests
+from local_server import free_port, wait_until_up
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +52,6 @@ class ZeroFile:
         self.position += amount
         head = MP4_HEAD[start : start + amount]
         return head + bytes(amount - len(head))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -228,7 +222,7 @@ def main() -> int:
         command = [sys.executable, __file__, "--megabytes", str(args.megabytes)]
         server = subprocess.Popen([*command, "--serve", f"127.0.0.1:{port}"], env=env)
         try:
-            wait_until_up(origin, server)
+            wait_until_up(origin, server, seconds=60)
             session = sign_in(origin)
             direct, relayed, growth = 0.0, 0.0, 0.0
             # Alternate the two paths so a burst of load on the shared machine hits both alike.
@@ -252,18 +246,6 @@ def main() -> int:
         f"{'MISSED' if missed else 'OK'}"
     )
     return 1 if missed else 0
-
-
-def wait_until_up(origin: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{origin}/healthz", timeout=1).raise_for_status()
-            return
-        except requests.RequestException:
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the console did not start") from None
-            time.sleep(0.2)
 
 
 if __name__ == "__main__":
