@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "rivya_dashboard.console.server_timing.ServerTimingMiddleware",
+    # Outermost but timing: the 404, CSRF and sign-in redirects it sees are team pages too.
+    "rivya_dashboard.cache_control.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "rivya_dashboard.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

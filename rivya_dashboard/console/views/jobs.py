@@ -94,7 +94,6 @@ def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
     if path is None or not path.is_file():
         raise Http404(_("This output is not cached; open the original link."))
     response = FileResponse(path.open("rb"), content_type=output.content_type)
-    response["Cache-Control"] = "private, max-age=86400"
     # A remote file opened on its own (an SVG, say) must not run anything in our origin.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Content-Disposition"] = f'inline; filename="{path.name}"'

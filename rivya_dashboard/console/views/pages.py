@@ -36,8 +36,12 @@ def healthz(request: HttpRequest) -> HttpResponse:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+        response = JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+    else:
+        response = JsonResponse({"status": "ok", "database": "ok"})
+    # Nothing secret, but a proxy must ask again each time: a stored answer would hide an outage.
+    response["Cache-Control"] = "public, no-cache"
+    return response
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
