@@ -6,6 +6,7 @@ admins, and only with RIVYA_ALLOW_LOCAL_FORWARD on; those go out on a session wi
 guard, after the same name check.
 """
 
+import re
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +33,13 @@ SIGNATURE_HEADERS = {
     signing.TIMESTAMP_HEADER.lower(),
     signing.SIGNATURE_HEADER.lower(),
 }
+
+# RFC 9110 §5.6.2: a field name is a token. §5.5: a field value is visible ASCII or obs-text,
+# with spaces and tabs only between them; anything else (CR, LF, NUL) splits or ends the message.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(
+    r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
+)
 
 _local_session: requests.Session | None = None
 _lock = threading.Lock()
@@ -105,17 +113,30 @@ def parse_header_lines(text: str) -> dict[str, str]:
 
 
 def sendable(headers: dict[str, str]) -> dict[str, str]:
-    """http.client sends names in ASCII and values in Latin-1 only: say so in the form rather
-    than fail mid-send."""
+    """Only names and values HTTP can carry: say so in the form rather than send a request the
+    receiver reads differently (a name with a space ends the header block, losing the body)."""
     for name, value in headers.items():
+        line = f"{name}: {value}"[:40]
+        if not HEADER_NAME.fullmatch(name):
+            raise TargetRefused(
+                _(
+                    "A header name may hold only letters, digits and !#$%%&'*+-.^_`|~, without "
+                    "spaces; correct or remove this one (%(line)s)."
+                )
+                % {"line": line}
+            )
         try:
-            name.encode("ascii")
             value.encode("latin-1")
         except UnicodeEncodeError:
             raise TargetRefused(
                 _("HTTP headers carry only Latin-1 text; change or remove this one (%(line)s).")
-                % {"line": f"{name}: {value}"[:40]}
+                % {"line": line}
             ) from None
+        if not HEADER_VALUE.fullmatch(value):
+            raise TargetRefused(
+                _("A header value may not hold control characters; remove them (%(line)s).")
+                % {"line": line}
+            )
     return headers
 
 
