@@ -234,6 +234,13 @@ class GenerationForm(forms.Form):
             )
             prompt.help_text = _("Up to %(limit)s characters.") % {"limit": f"{limit:,}"}
 
+    def clean_prompt(self) -> str:
+        # Spaces alone would be sent, accepted and charged: refuse them like an empty prompt.
+        prompt = self.cleaned_data["prompt"]
+        if prompt and not prompt.strip():
+            raise ValidationError(_("Write a prompt: spaces and blank lines alone are not one."))
+        return prompt
+
     def param_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.fields if name.startswith(PARAM_PREFIX)]
 

@@ -157,6 +157,8 @@ def find_model(model_id: str, *, field: str = "model") -> dict:
 
 def check_prompt(row: dict, prompt: str | None, params: dict | None) -> None:
     rules = row["sandbox"]
+    if prompt and not prompt.strip():
+        raise validation_failed("prompt: must contain more than whitespace")
     if not prompt and rules["prompt_required"]:
         raise validation_failed(f"prompt: is required for model {row['id']}")
     if not prompt and not params:

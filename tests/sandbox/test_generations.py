@@ -275,6 +275,17 @@ def test_invalid_generations_name_the_field_and_change_nothing(api, body, field)
     assert Account.objects.get().credits == 1000
 
 
+@pytest.mark.parametrize("model", ["z-image", "elevenlabs-sound-effect-v2"])
+def test_a_prompt_of_only_whitespace_is_refused_with_a_request_id(api, model):
+    response = api.post("/generations", {"model": model, "prompt": " \n\t "})
+    assert response.status_code == 400
+    assert error_code(response) == "validation_failed"
+    assert "prompt: must contain more than whitespace" in response.json()["error"]["message"]
+    assert response.json()["error"]["requestId"].startswith("req_")
+    assert Generation.objects.count() == 0
+    assert Account.objects.get().credits == 1000
+
+
 def test_valid_params_of_every_type_are_accepted(api):
     ok = [
         {

@@ -156,6 +156,15 @@ def test_prompt_over_the_limit_keeps_the_text_and_creates_nothing(operator, cata
     assert not Generation.objects.exists() and not SandboxGeneration.objects.exists()
 
 
+@pytest.mark.parametrize("blank", ["   ", "\n\t  \n"])
+def test_a_prompt_of_only_spaces_is_refused_and_charges_nothing(operator, catalogue, blank):
+    response = operator.post(reverse("generate-submit"), form_data(catalogue, prompt=blank))
+    assert response.status_code == 400
+    assert "spaces and blank lines alone are not one" in response.content.decode()
+    assert not Generation.objects.exists() and not SandboxGeneration.objects.exists()
+    assert sandbox_balance() == 1000
+
+
 def test_value_outside_the_options_is_refused_per_field(operator, catalogue):
     response = operator.post(reverse("generate-submit"), form_data(catalogue, p_aspect_ratio="7:1"))
     assert response.status_code == 400
