@@ -63,7 +63,13 @@ class AlertForm(forms.ModelForm):
         if not url:
             return ""
         try:
-            return check_url(url)
+            return check_url(
+                url,
+                advice=_(
+                    "Use the public address of the service that should hear about the low "
+                    "balance, such as a chat tool's incoming-webhook URL."
+                ),
+            )
         except UnsafeURL as exc:
             raise forms.ValidationError(str(exc)) from None
 

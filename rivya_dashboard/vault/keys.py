@@ -92,7 +92,10 @@ def resolve_base_url(environment: str, custom_url: str, request: HttpRequest | N
         return transport.sandbox_base_url(request, settings.RIVYA_PUBLIC_URL)
     if environment == Environment.CUSTOM:
         try:
-            return ssrf.check_url(custom_url)
+            return ssrf.check_url(
+                custom_url,
+                advice=_("Use the API's public base URL, ending in /api/v1."),
+            )
         except ssrf.UnsafeURL as exc:
             raise KeyRejected(str(exc)) from None
     return PRODUCTION_BASE_URL

@@ -99,8 +99,11 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return [parse_address(info[4][0]) for info in infos]
 
 
-def check_url(url: str, *, allow_private: bool | None = None) -> str:
-    """Return url stripped of a trailing slash, or raise UnsafeURL saying what to fix."""
+def check_url(url: str, *, allow_private: bool | None = None, advice: str = "") -> str:
+    """Return url stripped of a trailing slash, or raise UnsafeURL saying what to fix.
+
+    `advice` ends a refused private address with what that field should hold instead: a key's
+    base URL, an alert URL and a forward target each want a different kind of address."""
     if allow_private is None:
         allow_private = private_allowed()
     try:
@@ -116,7 +119,7 @@ def check_url(url: str, *, allow_private: bool | None = None) -> str:
     if not host:
         raise UnsafeURL(_("The URL has no host name; paste the full address."))
     if parts.query or parts.fragment:
-        raise UnsafeURL(_("Remove the ?query and #fragment from the base URL."))
+        raise UnsafeURL(_("Remove the ?query and #fragment from the URL."))
     if "%" in host:
         raise UnsafeURL(_("Remove the %-encoding or the interface (%…) from the host name."))
     if NUMERIC_HOST.match(host) and not is_dotted_quad(host):
@@ -128,9 +131,10 @@ def check_url(url: str, *, allow_private: bool | None = None) -> str:
         raise UnsafeURL(
             _(
                 "%(host)s points at a private or reserved address (%(addresses)s); the console "
-                "only calls public addresses. Use the API's public URL."
+                "only calls public addresses."
             )
             % {"host": host, "addresses": ", ".join(blocked) or "-"}
+            + (f" {advice}" if advice else "")
         )
     return url.strip().rstrip("/")
 

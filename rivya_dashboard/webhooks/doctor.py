@@ -294,6 +294,10 @@ def explain_mismatch(
     if reference_body is not None and reference_body != body:
         offset = first_difference(body, reference_body)
         result.differs_at = offset
+        if same_json(body, reference_body):
+            summary, fix = VARIANT_TEXT["body_reserialized"]()
+            result.fail("body_reserialized", summary % {"offset": offset}, fix)
+            return
         result.fail(
             "body_changed",
             _(
@@ -385,7 +389,11 @@ def body_variants(body: bytes) -> list[tuple[str, bytes]]:
     for ensure_ascii in (False, True):
         for separators in ((",", ":"), (", ", ": ")):
             dumped = json.dumps(parsed, separators=separators, ensure_ascii=ensure_ascii)
-            cause = "encoding_changed" if ensure_ascii != (text.isascii()) else "body_reserialized"
+            # Only a body whose non-ASCII text changed form (raw versus \u escapes) was
+            # re-encoded; an all-ASCII body dumped either way was only re-spaced or re-ordered.
+            cause = (
+                "encoding_changed" if dumped.isascii() != text.isascii() else "body_reserialized"
+            )
             variants.append((cause, dumped.encode()))
     return [(cause, variant) for cause, variant in variants if variant != body]
 
@@ -397,8 +405,8 @@ VARIANT_TEXT: dict[str, Callable[[], tuple[str, str]]] = {
     ),
     "body_reserialized": lambda: (
         _(
-            "The JSON was re-serialized after signing (parsed and dumped again); it first "
-            "differs at byte %(offset)s."
+            "The body is the same JSON re-serialized after signing: whitespace or key order "
+            "changed; verify the raw bytes. It first differs at byte %(offset)s."
         ),
         _(
             "Verify the raw request bytes (e.g. request.body in Django, express.raw() in "
@@ -413,6 +421,13 @@ VARIANT_TEXT: dict[str, Callable[[], tuple[str, str]]] = {
         _("Verify the raw bytes; never decode and re-encode the body before checking it."),
     ),
 }
+
+
+def same_json(body: bytes, other: bytes) -> bool:
+    try:
+        return json.loads(body) == json.loads(other)
+    except ValueError:
+        return False
 
 
 def body_variant(

@@ -148,6 +148,11 @@ class InboxRequest(models.Model):
         return bytes(self.body)
 
     @property
+    def raw_text(self) -> str:
+        """The body exactly as received, for reading and copying (undecodable bytes as U+FFFD)."""
+        return self.body_bytes.decode("utf-8", "replace")
+
+    @property
     def pretty_body(self) -> str:
         try:
             return json.dumps(json.loads(self.body_bytes), indent=2, ensure_ascii=False)

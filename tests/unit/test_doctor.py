@@ -85,6 +85,28 @@ def test_it_finds_a_re_serialized_body():
     assert result.differs_at == pretty.index(b" ")
 
 
+ASCII_BODY = json.dumps(
+    {"id": "evt_abc123", "type": "generation.succeeded", "data": {"id": "task_1"}},
+    separators=(",", ":"),
+).encode()
+
+
+def test_a_body_pasted_as_the_console_shows_it_is_re_serialized_not_re_encoded():
+    pretty = json.dumps(json.loads(ASCII_BODY), indent=2, ensure_ascii=False).encode()
+    result = diagnose(CURRENT, headers(ASCII_BODY), pretty, now=NOW)
+    assert result.cause == "body_reserialized"
+    assert "whitespace or key order changed; verify the raw bytes" in result.summary
+
+
+def test_reordered_keys_are_named_when_the_signed_copy_is_known():
+    payload = json.loads(ASCII_BODY)
+    reordered = json.dumps(dict(reversed(payload.items())), indent=2).encode()
+    result = diagnose(CURRENT, headers(ASCII_BODY), reordered, now=NOW, reference_body=ASCII_BODY)
+    assert result.cause == "body_reserialized"
+    assert result.differs_at == 1  # "{" then a newline where the signed body has '"'
+    assert "whitespace or key order changed; verify the raw bytes" in result.summary
+
+
 def test_it_finds_a_changed_encoding():
     escaped = json.dumps(json.loads(BODY), separators=(",", ":")).encode()
     result = diagnose(CURRENT, headers(), escaped, now=NOW)

@@ -156,7 +156,10 @@ def test_an_alert_url_failing_the_forgery_checks_is_refused_and_nothing_saved(
 ):
     response = set_alert(owner_client, vault_key, threshold=10, new_alert_url="http://127.0.0.1/x")
     assert response.status_code == 400
-    assert "private or reserved address" in response.content.decode()
+    html = response.content.decode()
+    assert "private or reserved address" in html
+    assert "service that should hear about the low balance" in html
+    assert "API&#x27;s public" not in html and "base URL" not in html
     assert not BalanceAlert.objects.exists()
     assert not AuditEvent.objects.filter(action="credits.alert_changed").exists()
 

@@ -151,6 +151,46 @@ def test_the_paste_doctor_finds_a_body_changed_after_signing(clients, inbox):
     assert not InboxRequest.objects.exists()
 
 
+def test_create_an_endpoint_opens_the_new_endpoint_form_with_the_inbox_chosen(
+    clients, members, vault_key
+):
+    linked = inboxes.do_create_inbox(members[Role.ADMIN], name="Linked", key=vault_key)
+    page = clients[Role.ADMIN].get(reverse("inbox-detail", args=[linked.pk])).content.decode()
+    target = f"{reverse('webhook-create', args=[vault_key.pk])}?inbox={linked.pk}"
+    assert f'href="{target}">Create an endpoint that delivers here' in page
+    form = clients[Role.ADMIN].get(target).content.decode()
+    assert f'<option value="{linked.pk}" selected>Linked</option>' in form
+
+
+def test_the_request_page_shows_the_raw_body_to_copy_and_the_formatted_one(clients, inbox):
+    body = event_body()
+    post(inbox, body, **signed(body))
+    row = InboxRequest.objects.get()
+    html = clients[Role.OPERATOR].get(reverse("inbox-request", args=[row.pk])).content.decode()
+    raw = Template('<pre class="code-block raw-body" id="raw-body">{{ b }}</pre>').render(
+        Context({"b": body.decode()})
+    )
+    assert raw in html
+    assert 'data-copy="raw-body"' in html
+    assert "&quot;data&quot;: {\n" in html
+
+
+def test_the_doctor_says_a_pasted_formatted_body_was_only_re_serialized(clients, inbox):
+    body = event_body()
+    headers = signed(body)
+    post(inbox, body, **headers)
+    lines = "\n".join(
+        f"{name[5:].replace('_', '-').title()}: {value}" for name, value in headers.items()
+    )
+    row = InboxRequest.objects.get()
+    response = clients[Role.OPERATOR].post(
+        reverse("inbox-doctor", args=[inbox.pk]),
+        {"headers": lines, "body": row.pretty_body.replace("\n", "\r\n")},
+    )
+    assert b'data-cause="body_reserialized"' in response.content
+    assert b"whitespace or key order changed; verify the raw bytes" in response.content
+
+
 def test_replay_to_loopback_is_refused_for_operators_with_the_reason(clients, inbox, settings):
     settings.RIVYA_ALLOW_LOCAL_FORWARD = True
     body = event_body()

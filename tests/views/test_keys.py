@@ -87,7 +87,9 @@ def test_a_custom_url_failing_the_forgery_checks_is_refused(owner_client, api_in
         owner_client, "rvya_sk_" + "A" * 40, environment="custom", base_url="http://127.0.0.1:8000"
     )
     assert response.status_code == 400
-    assert "private or reserved address" in response.content.decode()
+    html = response.content.decode()
+    assert "private or reserved address" in html
+    assert "public base URL, ending in /api/v1" in html
     assert not ApiKey.objects.exists() and not LedgerEntry.objects.exists()
 
 

@@ -7,12 +7,13 @@ from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
-from rivya_dashboard.webhooks import doctor, forwarding, inboxes
+from rivya_dashboard.webhooks import doctor, forwarding, inboxes, remote
 from rivya_dashboard.webhooks.forms import (
     BulkReplayForm,
     CurlForm,
@@ -55,6 +56,16 @@ def inbox_create(request: HttpRequest) -> HttpResponse:
     return redirect("inbox-detail", pk=inbox.pk)
 
 
+def new_endpoint_url(request: HttpRequest, inbox: Inbox) -> str:
+    """The new-endpoint form with this inbox chosen, on the inbox's key when the member may
+    manage its webhooks, else on their first such key; the Webhooks page when they have none."""
+    keys = remote.webhook_keys(request.user)
+    key = next((k for k in keys if k.pk == inbox.key_id), keys[0] if keys else None)
+    if key is None:
+        return reverse("webhooks")
+    return f"{reverse('webhook-create', args=[key.pk])}?inbox={inbox.pk}"
+
+
 def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
     filters = RequestFilterForm(request.GET or None)
     data = filters.cleaned_data if filters.is_valid() else {}
@@ -65,6 +76,7 @@ def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
         "query": request.GET.urlencode(),
         "rows": inboxes.filtered_requests(inbox, data)[:LIST_SIZE],
         "can_manage": request.user.has_role(Role.ADMIN),
+        "new_endpoint_url": new_endpoint_url(request, inbox),
         "settings_form": forms.get("settings_form")
         or InboxSettingsForm(instance=inbox, user=request.user),
         "secret_form": forms.get("secret_form") or InboxSecretForm(),
@@ -149,7 +161,7 @@ def request_context(request: HttpRequest, row: InboxRequest, **extra: object) ->
     initial = {
         "target_url": inbox.forward_url,
         "headers": forwarding.header_lines(row.headers),
-        "body": row.body_bytes.decode("utf-8", "replace"),
+        "body": row.raw_text,
     }
     return {
         "row": row,
