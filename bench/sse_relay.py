@@ -122,6 +122,7 @@ def servers(workers: int, threads: int) -> Iterator[tuple[str, str, dict]]:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "RIVYA_SANDBOX_RATE_LIMIT": "100000000",
             "RIVYA_LOG_LEVEL": "WARNING",
+            "RIVYA_MFA_REQUIRED": "0",
         }
         started = []
         try:

@@ -215,6 +215,7 @@ def main() -> int:
             "RIVYA_SANDBOX_RATE_LIMIT": "1000000",
             "RIVYA_UPLOAD_MAX_MB": str(args.megabytes + 1),
             "RIVYA_LOG_LEVEL": "WARNING",
+            "RIVYA_MFA_REQUIRED": "0",
             "BENCH_API": f"{origin}/sandbox/api/v1",
             "TMPDIR": data_dir,
         }

@@ -37,6 +37,7 @@ OPERATIONS = ["generations.create", "generations.get", "credits.get", "chat.stre
 
 def setup_django(data_dir: str, database_url: str | None) -> None:
     os.environ["RIVYA_DATA_DIR"] = data_dir
+    os.environ["RIVYA_MFA_REQUIRED"] = "0"
     os.environ.pop("DATABASE_URL", None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware: the sign-out it forces leaves a message for the login page.
     "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
+    "rivya_dashboard.accounts.middleware.SecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rivya_dashboard.vault.middleware.KeyUnusableMiddleware",
@@ -135,6 +136,8 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 RIVYA_LOGIN_MAX_FAILURES = env_int("RIVYA_LOGIN_MAX_FAILURES", 5, minimum=1)
 RIVYA_INVITE_DAYS = env_int("RIVYA_INVITE_DAYS", 7, minimum=1)
+# Whether owners and admins need a second factor, until the owner decides on the Security page.
+RIVYA_MFA_REQUIRED = env_bool("RIVYA_MFA_REQUIRED", True)
 
 # Sessions: absolute lifetime is the cookie age; the idle limit is enforced by
 # SessionLifetimeMiddleware, which refreshes its timestamp at most once a minute.

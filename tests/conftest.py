@@ -60,6 +60,13 @@ def _data_dir(settings, tmp_path):
     }
 
 
+@pytest.fixture(autouse=True)
+def _second_factor_optional(settings):
+    """Members here sign in with a password alone, as with RIVYA_MFA_REQUIRED=0; the tests of
+    the requirement turn it on themselves."""
+    settings.RIVYA_MFA_REQUIRED = False
+
+
 @pytest.fixture
 def file_backed_db(transactional_db, tmp_path: Path) -> Iterator[None]:
     """A test database that threads share as the console's workers do: each on its own connection.

@@ -126,3 +126,22 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+
+
+class SecondFactorCodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True}
+        ),
+    )
+
+
+class SecurityPolicyForm(forms.Form):
+    require_for_admins = forms.BooleanField(
+        label=_("Owners and admins must use a second factor"), required=False
+    )
+    require_for_everyone = forms.BooleanField(
+        label=_("Every member must use a second factor"), required=False
+    )

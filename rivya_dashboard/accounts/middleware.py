@@ -1,8 +1,9 @@
-"""Request gates: first-run setup before anything else, sign-in, session idle/absolute limits."""
+"""Request gates: first-run setup before anything else, sign-in, session idle/absolute limits,
+the second factor."""
 
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,9 +13,11 @@ from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
+from rivya_dashboard.accounts import second_factor
 from rivya_dashboard.accounts.models import User
 
 # Paths that work before the owner exists: machine endpoints, the setup page itself and the
@@ -54,6 +57,9 @@ def stamp_session_start(sender: type, request: HttpRequest, user: User, **kwargs
     now = int(time.time())
     request.session[STARTED_KEY] = now
     request.session[SEEN_KEY] = now
+    # A password alone proves no second factor, whatever this browser proved before.
+    request.session.pop(second_factor.VERIFIED_KEY, None)
+    request.session.pop(RECHECK_KEY, None)
 
 
 def session_expiry_reason(session: SessionBase, now: int) -> str | None:
@@ -109,3 +115,68 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         if request.headers.get("HX-Request") == "true":
             return to_login(request)
         return super().handle_no_permission(request, view_func)
+
+
+# Reachable in any state of the second factor: signing out, the language, machine endpoints.
+SECOND_FACTOR_EXEMPT_PREFIXES = (
+    "/accounts/logout/",
+    "/language/",
+    "/static/",
+    "/healthz",
+    "/sandbox/api/",
+    "/hooks/",
+)
+VERIFY_PREFIX = "/accounts/verify/"
+ENROL_PREFIX = "/accounts/security/"
+RECHECK_KEY = "rivya_mfa_checked"
+RECHECK_SECONDS = 60
+
+
+class SecondFactorMiddleware:
+    """A member with a factor proves it before anything else; one who must enrol enrols first.
+
+    A session that proved its factor is marked (second_factor.VERIFIED_KEY). One without a factor
+    and not required to have one is re-checked at most once a minute, so ordinary page views of
+    password-only members cost no queries.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.is_authenticated or request.path.startswith(
+            SECOND_FACTOR_EXEMPT_PREFIXES
+        ):
+            return self.get_response(request)
+        session = request.session
+        now = int(time.time())
+        if (
+            session.get(second_factor.VERIFIED_KEY)
+            or now - session.get(RECHECK_KEY, 0) < RECHECK_SECONDS
+        ):
+            return self.get_response(request)
+        if second_factor.has_factor(request.user):
+            if request.path.startswith(VERIFY_PREFIX):
+                return self.get_response(request)
+            return step_to(request, "mfa-verify")
+        if second_factor.factor_required(request.user):
+            if request.path.startswith(ENROL_PREFIX):
+                return self.get_response(request)
+            messages.info(
+                request,
+                _("Your team requires a second factor. Set one up to continue."),
+                fail_silently=True,
+            )
+            return step_to(request, "my-security")
+        session[RECHECK_KEY] = now
+        return self.get_response(request)
+
+
+def step_to(request: HttpRequest, name: str) -> HttpResponse:
+    """Send the member to a sign-in step, remembering the page they asked for."""
+    target = reverse(name)
+    if request.method == "GET" and request.headers.get("HX-Request") != "true":
+        target += "?" + urlencode({"next": request.get_full_path()})
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponseClientRedirect(target)
+    return redirect(target)

@@ -1,4 +1,5 @@
-"""Members, their roles, invitations, failed logins and the append-only audit log."""
+"""Members, their roles, invitations, failed logins, the append-only audit log, second factors
+and signed-in sessions."""
 
 import hashlib
 import secrets
@@ -9,6 +10,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from rivya_dashboard.vault.crypto import EncryptedTextField
 
 
 class Role(models.TextChoices):
@@ -157,3 +160,50 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("AuditEvent rows are append-only")
+
+
+class SecurityPolicy(models.Model):
+    """The owner's choice on the Security page; a single row, absent until the owner saves it.
+
+    While it is absent, RIVYA_MFA_REQUIRED decides whether owners and admins need a second factor.
+    """
+
+    require_for_admins = models.BooleanField(default=True)
+    require_for_everyone = models.BooleanField(default=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"admins={self.require_for_admins} everyone={self.require_for_everyone}"
+
+
+class TotpDevice(models.Model):
+    """A member's authenticator app. The shared secret is stored encrypted under the keyring."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_device"
+    )
+    secret = EncryptedTextField()
+    # The last 30-second step a code was accepted for: a code works once, never twice.
+    last_step = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"authenticator of {self.user_id}"
+
+
+class RecoveryCode(models.Model):
+    """A one-time code for a lost device. Only a SHA-256 of the 125-bit code is kept."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"

@@ -20,6 +20,7 @@ SECTIONS = [
     ("keys", _("Keys"), Role.VIEWER),
     ("team", _("Team"), Role.OWNER),
     ("audit", _("Audit"), Role.ADMIN),
+    ("security", _("Security"), Role.ADMIN),
     ("sandbox-control", _("Sandbox"), Role.ADMIN),
 ]
 

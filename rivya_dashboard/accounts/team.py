@@ -47,13 +47,13 @@ def do_change_role(actor: User, member: User, role: str, request: HttpRequest) -
     record(actor, "member.role_changed", member.get_username(), request=request, old=old, new=role)
 
 
-def end_sessions(member: User) -> int:
-    """Delete the member's stored sessions, so reactivating them later revives none of them."""
+def end_sessions(member: User, *, keep: str | None = None) -> int:
+    """Delete the member's stored sessions but `keep`, so reactivating them later revives none."""
     member_id = str(member.pk)
     ended = [
         session.pk
         for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-        if session.get_decoded().get(SESSION_KEY) == member_id
+        if session.get_decoded().get(SESSION_KEY) == member_id and session.pk != keep
     ]
     Session.objects.filter(pk__in=ended).delete()
     return len(ended)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rivya_dashboard.accounts import views
+from rivya_dashboard.accounts import second_factor_views, views
 
 urlpatterns = [
     path("login/", views.sign_in, name="login"),
@@ -12,6 +12,18 @@ urlpatterns = [
     path("team/members/<int:pk>/role/", views.member_role, name="member-role"),
     path("team/members/<int:pk>/active/", views.member_active, name="member-active"),
     path("invite/<str:token>/", views.invite_accept, name="invite-accept"),
+    path("security/", second_factor_views.my_security, name="my-security"),
+    path("security/authenticator/", second_factor_views.totp_enrol, name="totp-enrol"),
+    path("security/authenticator/remove/", second_factor_views.totp_remove, name="totp-remove"),
+    path("security/recovery-codes/", second_factor_views.recovery_codes, name="recovery-codes"),
+    path("verify/", second_factor_views.verify, name="mfa-verify"),
+    path("team-security/", second_factor_views.security_page, name="security"),
+    path("team-security/policy/", second_factor_views.security_policy, name="security-policy"),
+    path(
+        "team-security/members/<int:pk>/reset/",
+        second_factor_views.member_mfa_reset,
+        name="member-mfa-reset",
+    ),
     path("audit/", views.audit_page, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
 ]

@@ -10,6 +10,7 @@ added later that prints a key fails here.
 import itertools
 import logging
 
+import pyotp
 import pytest
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.backends.db import SessionStore
@@ -153,3 +154,35 @@ def test_the_canary_appears_nowhere_but_as_ciphertext(
     key.refresh_from_db()
     assert key.secret.startswith("v1:") and key.reveal() == canary
     assert len(urls) > 40
+
+
+def test_second_factor_pages_show_no_key_and_store_no_factor_secret_in_clear(
+    members, api_in_process
+):
+    """Enrolment (QR code, manual key), recovery codes, verification and the Security pages
+    never carry a stored key; the authenticator secret and recovery codes are kept only as
+    ciphertext and hashes, and show on no page after enrolment."""
+    canary = issue_key(name="canary")
+    owner = Client(raise_request_exception=False)
+    owner.force_login(members[Role.OWNER])
+    owner.post(reverse("key-add"), {"label": "Canary", "environment": "sandbox", "secret": canary})
+    assert ApiKey.objects.filter(label="Canary").exists()
+
+    enrol = owner.get(reverse("totp-enrol"))
+    secret = enrol.context["secret"]
+    assert secret not in session_dump(), "the pending authenticator secret is stored in clear"
+    done = owner.post(reverse("totp-enrol"), {"code": pyotp.TOTP(secret).now()})
+    codes = done.context["codes"]
+    pages = [enrol, done]
+    pages += [owner.get(reverse(name)) for name in ("my-security", "security", "mfa-verify")]
+    pages.append(owner.post(reverse("recovery-codes")))
+
+    for response in pages:
+        assert canary not in response_text(response), response.request["PATH_INFO"]
+    later = [owner.get(reverse(name)) for name in ("my-security", "security", "keys")]
+    for response in later:
+        text = response_text(response)
+        assert secret not in text and not any(code in text for code in codes)
+    dump = database_dump() + session_dump()
+    assert canary not in dump and secret not in dump
+    assert not any(code in dump for code in codes)
