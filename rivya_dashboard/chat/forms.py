@@ -1,6 +1,8 @@
 """The composer: one message plus the options the chosen model allows, and for a new chat the key
 and the model."""
 
+import re
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -9,6 +11,8 @@ from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.vault.models import ApiKey
 
 MAX_MESSAGE_LENGTH = 20000
+# The key travels as the Idempotency-Key header: visible ASCII only, or the send fails mid-way.
+IDEMPOTENCY_KEY = re.compile(r"[!-~]+")
 
 
 def chat_models() -> list[CatalogueModel]:
@@ -76,6 +80,19 @@ class TurnForm(forms.Form):
         if not message.strip():
             raise forms.ValidationError(_("Write a message first."))
         return message
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not IDEMPOTENCY_KEY.fullmatch(self.data.get("idempotency_key", "")):
+            # A hidden field's error shows nowhere: say it above the composer, and put a sound
+            # key in the re-rendered form so that sending again works.
+            self.data = self.data.copy()
+            self.data["idempotency_key"] = new_idempotency_key()
+            self.add_error(
+                None,
+                _("This form's resend guard was damaged; a new one is in place, send again."),
+            )
+        return cleaned
 
     def options(self) -> dict:
         data = self.cleaned_data

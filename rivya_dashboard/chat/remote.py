@@ -1,16 +1,20 @@
 """Chat sessions that live on Rivya (`GET /chat/sessions`), and continuing one in the console."""
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn
 from rivya_dashboard.chat.turns import title_from
+from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import Action, ApiKey
 
 REMOTE_PAGE_SIZE = 20
+# The largest count a PositiveIntegerField holds on every database.
+LARGEST_COUNT = 2**31 - 1
 
 
 def remote_sessions(user: User, key: ApiKey) -> list[dict]:
@@ -42,22 +46,42 @@ def do_continue_remote(user: User, key: ApiKey, remote_id: str) -> ChatSession:
         detail = client.get_chat_session(remote_id)
     messages = [m for m in detail.get("messages") or [] if isinstance(m, dict)]
     first_user = next((m for m in messages if m.get("role") == "user"), {})
-    session = ChatSession.objects.create(
-        created_by=user,
-        api_key=key,
-        key_label=key.label,
-        model=str(detail.get("model") or "")[:100],
-        remote_id=str(detail.get("id") or remote_id)[:64],
-        title=str(detail.get("title") or title_from(str(first_user.get("content") or "")))[:120]
-        or remote_id,
-    )
-    ChatTurn.objects.bulk_create(history_turns(session, user, messages))
+    with transaction.atomic():
+        session = ChatSession.objects.create(
+            created_by=user,
+            api_key=key,
+            key_label=key.label,
+            model=str(detail.get("model") or "")[:100],
+            remote_id=str(detail.get("id") or remote_id)[:64],
+            title=str(detail.get("title") or title_from(str(first_user.get("content") or "")))[:120]
+            or remote_id,
+        )
+        turns = history_turns(session, user, messages, client.last_request_id)
+        ChatTurn.objects.bulk_create(turns)
     return session
 
 
-def history_turns(session: ChatSession, user: User, messages: list[dict]) -> list[ChatTurn]:
+def count_at(value: object, field: str, request_id: str | None) -> int | None:
+    """A count from Rivya's answer, or an error naming the field: a bad number must not be
+    stored half-way or end in a server error."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LARGEST_COUNT:
+        return value
+    message = _(
+        "Rivya's answer has %(value)s in %(field)s, which is not a count; nothing was "
+        "imported. Try again later, or send the request id to Rivya support."
+    ) % {"value": repr(value)[:40], "field": field}
+    raise RivyaError(message, request_id=request_id)
+
+
+def history_turns(
+    session: ChatSession, user: User, messages: list[dict], request_id: str | None
+) -> list[ChatTurn]:
     turns: list[ChatTurn] = []
-    for message in messages:
+    for index, message in enumerate(messages):
         if message.get("role") == "user":
             turns.append(
                 ChatTurn(
@@ -75,8 +99,15 @@ def history_turns(session: ChatSession, user: User, messages: list[dict]) -> lis
             turn = turns[-1]
             turn.reply = str(message.get("content") or "")
             turn.message_id = str(message.get("id") or "")[:64]
-            turn.input_tokens = usage.get("input_tokens")
-            turn.output_tokens = usage.get("output_tokens")
-            turn.credits_reserved = credits.get("reserved")
-            turn.credits_final = credits.get("final")
+            at = f"messages[{index}]"
+            turn.input_tokens = count_at(
+                usage.get("input_tokens"), f"{at}.usage.input_tokens", request_id
+            )
+            turn.output_tokens = count_at(
+                usage.get("output_tokens"), f"{at}.usage.output_tokens", request_id
+            )
+            turn.credits_reserved = count_at(
+                credits.get("reserved"), f"{at}.credits.reserved", request_id
+            )
+            turn.credits_final = count_at(credits.get("final"), f"{at}.credits.final", request_id)
     return turns

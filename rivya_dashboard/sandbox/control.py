@@ -28,6 +28,7 @@ from rivya_dashboard.sandbox.control_forms import (
     BehaviourForm,
     FaultForm,
     KeyCreateForm,
+    PageQueryForm,
     TopUpForm,
     WebhookSettingsForm,
 )
@@ -63,7 +64,7 @@ def fault_initial(key: SandboxKey | None) -> dict[str, Any]:
 
 
 def page_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
-    fault_key = SandboxKey.objects.filter(pk=request.GET.get("faults") or None).first()
+    fault_key = forms.get("fault_key")
     return {
         "accounts": Account.objects.annotate(key_count=Count("keys")).order_by("name", "pk"),
         "keys": SandboxKey.objects.select_related("account").order_by("-created_at", "-pk"),
@@ -80,6 +81,7 @@ def page_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
         "fault_form": forms.get("fault_form") or FaultForm(initial=fault_initial(fault_key)),
         "webhook_form": WebhookSettingsForm(instance=WebhookSettings.load()),
         "top_up_error": forms.get("top_up_error"),
+        "query_error": forms.get("query_error"),
     }
 
 
@@ -91,8 +93,13 @@ def back(section: str) -> HttpResponse:
 @require_GET
 @sandbox_on
 def control_page(request: HttpRequest) -> HttpResponse:
+    query = PageQueryForm(request.GET)
+    if not query.is_valid():
+        error = _("This address names no key; open a key's faults from the Keys list.")
+        return render(request, TEMPLATE, page_context(request, query_error=error), status=400)
+    fault_key = SandboxKey.objects.filter(pk=query.cleaned_data["faults"]).first()
     template = TEMPLATE + "#requests" if request.htmx else TEMPLATE
-    return render(request, template, page_context(request))
+    return render(request, template, page_context(request, fault_key=fault_key))
 
 
 @role_required(Role.ADMIN)

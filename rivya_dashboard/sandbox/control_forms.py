@@ -15,6 +15,12 @@ MAX_RATE_LIMIT = 1_000_000
 MAX_TOKEN_DELAY_MS = 10_000
 
 
+class PageQueryForm(forms.Form):
+    """The page's address: ?faults=<key number> opens that key's faults."""
+
+    faults = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
 class TopUpForm(forms.Form):
     amount = forms.IntegerField(
         label=_("Credits to add"), min_value=1, max_value=MAX_TOP_UP, initial=100

@@ -36,6 +36,8 @@ HEADER_STATUS = {
     SECRETS_UNREADABLE: 503,
 }
 SEARCH_TEXT_LIMIT = 64 * 1024
+# The largest size a PositiveIntegerField holds on every database: a sender may claim more.
+LARGEST_RECORDED_SIZE = 2**31 - 1
 
 # SQLite has one writer at a time. Deliveries queue for it on a thread lock and a file lock,
 # which both hand over the moment the holder is done, instead of in SQLite's busy handler, which
@@ -132,20 +134,24 @@ def ingest(
     method: str,
     headers: dict[str, str],
     body: bytes | None,
-    size: int,
+    size: int | None,
     source_ip: str | None,
 ) -> Outcome:
-    """Store one request; `body` is None when it was over the cap and left unread."""
+    """Store one request; `body` is None when it was left unread: over the cap, or `size` is
+    None because the declared Content-Length was not a number."""
     row = InboxRequest(
         inbox=inbox,
         method=method[:10],
         headers=kept_headers(headers),
-        body_size=size,
+        body_size=min(size or 0, LARGEST_RECORDED_SIZE),
         source_ip=source_ip,
         received_at=timezone.now(),
     )
     lowered = {name.lower(): value for name, value in headers.items()}
     row.event_id = lowered.get(signing.ID_HEADER.lower(), "")[:100]
+    if size is None:
+        reason = _("Content-Length is not a number of bytes; send the body's exact length.")
+        return refuse(row, Verdict.MALFORMED, 400, "bad_content_length", reason)
     if body is None:
         return refuse(row, Verdict.TOO_LARGE, 413, "too_large", too_large_text())
     row.body = body

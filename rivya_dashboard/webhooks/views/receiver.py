@@ -7,11 +7,10 @@ from django.views.decorators.csrf import csrf_exempt
 from rivya_dashboard.webhooks import receiver
 
 
-def content_length(request: HttpRequest) -> int:
-    try:
-        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
-    except ValueError:
-        return 0
+def content_length(request: HttpRequest) -> int | None:
+    """The declared body length; None when it is not a number of bytes (RFC 9110 §8.6)."""
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 @login_not_required
@@ -24,7 +23,7 @@ def receive(request: HttpRequest, token: str) -> HttpResponse:
     cap = receiver.max_body_bytes()
     size = content_length(request)
     body = None
-    if size <= cap:
+    if size is not None and size <= cap:
         # Read the raw stream, never request.body or POST: the signature covers these exact bytes.
         body = request.read(cap + 1)
         size = len(body)
