@@ -172,8 +172,8 @@ class ReplyReader:
         if remote and remote != self.remote_session_id:
             self.remote_session_id = remote
             ChatSession.objects.filter(pk=self.turn.session_id).update(remote_id=remote)
+        # Still waiting: the status turns to streaming with the first words, not at acceptance.
         self.live.update(
-            status=Status.STREAMING,
             completion_id=str(event.data.get("id") or "")[:64],
             request_id=(self.client.last_request_id or "")[:64] if self.client else "",
         )

@@ -12,23 +12,52 @@
     return field ? field.value : "";
   }
 
-  function nearBottom() {
-    var doc = document.documentElement;
-    return window.innerHeight + window.scrollY >= doc.scrollHeight - 120;
+  // The conversation scrolls inside its own box; the page itself does not scroll.
+  function conversation() { return document.getElementById("conversation"); }
+  function nearBottom(box) {
+    return box.scrollTop + box.clientHeight >= box.scrollHeight - 120;
   }
   function follow() {
+    var box = conversation();
+    if (!box) return;
     if (following) {
-      window.scrollTo(0, document.documentElement.scrollHeight);
+      box.scrollTop = box.scrollHeight;
     } else {
       var pill = document.querySelector("[data-follow]");
       if (pill) pill.hidden = false;
     }
   }
-  window.addEventListener("scroll", function () {
-    following = nearBottom();
+  document.addEventListener("scroll", function (event) {
+    if (event.target !== conversation()) return;
+    following = nearBottom(event.target);
     var pill = document.querySelector("[data-follow]");
     if (pill && following) pill.hidden = true;
-  }, { passive: true });
+  }, { passive: true, capture: true });
+
+  // Phone: the chat list is a drawer.
+  function setDrawer(open) {
+    var layout = document.querySelector(".chat-layout");
+    if (!layout) return;
+    layout.classList.toggle("chats-open", open);
+    document.querySelectorAll("[data-drawer-open]").forEach(function (button) {
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    var focusable = open ? document.querySelector("#chat-sidebar a, #chat-sidebar button") : document.querySelector("[data-drawer-open]");
+    if (focusable && (open || document.activeElement.closest("#chat-sidebar"))) focusable.focus();
+  }
+  function drawerOpen() {
+    var layout = document.querySelector(".chat-layout");
+    return Boolean(layout && layout.classList.contains("chats-open"));
+  }
+
+  // Each status the reply passes through is shown as it happens: waiting, replying, then the
+  // finished turn (done, stopped or failed) replaces the whole turn.
+  function markStreaming(turn) {
+    if (turn.getAttribute("data-status") === "streaming") return;
+    turn.setAttribute("data-status", "streaming");
+    var badge = turn.querySelector("[data-status-badge]");
+    if (badge) badge.textContent = badge.getAttribute("data-label-streaming");
+  }
 
   function setBusy(busy) {
     var form = composer();
@@ -93,13 +122,14 @@
 
     source.addEventListener("delta", function (event) {
       append(reply, JSON.parse(event.data).text);
-      turn.setAttribute("data-status", "streaming");
+      markStreaming(turn);
       follow();
     });
     source.addEventListener("thinking", function (event) {
       var details = thinking && thinking.closest("details");
       if (details) details.hidden = false;
       append(thinking, JSON.parse(event.data).text);
+      markStreaming(turn);
     });
     ["done", "stopped", "error"].forEach(function (name) {
       source.addEventListener(name, function (event) {
@@ -161,9 +191,17 @@
   document.addEventListener("keydown", function (event) {
     var target = event.target;
     var typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.matches("[data-composer-input]")) {
+    // Enter sends and Shift+Enter starts a new line; Ctrl/Cmd+Enter sends too. Enter that ends
+    // an input method's composition (Urdu, Chinese…) only commits the word.
+    var composing = event.isComposing || event.keyCode === 229;
+    if (event.key === "Enter" && !event.shiftKey && !event.altKey && !composing && target.matches("[data-composer-input]")) {
       event.preventDefault();
-      if (!active) composer().requestSubmit();
+      if (!active && target.value.trim()) composer().requestSubmit();
+      return;
+    }
+    if (event.key === "Escape" && drawerOpen()) {
+      event.preventDefault();
+      setDrawer(false);
       return;
     }
     if (event.key === "Escape" && active) {
@@ -185,6 +223,8 @@
 
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-stop]")) { stop(); return; }
+    if (event.target.closest("[data-drawer-open]")) { setDrawer(!drawerOpen()); return; }
+    if (event.target.closest("[data-drawer-close]")) { setDrawer(false); return; }
     if (event.target.closest("[data-shortcuts-open]")) {
       document.getElementById("chat-shortcuts").showModal();
       return;

@@ -13,13 +13,14 @@ from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, Page, expect
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.chat.models import ChatTurn
 from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.sandbox.faults import set_global_faults
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import ChatMessage, SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
-from tests.browser.conftest import WatchedContext
+from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, WatchedContext
 from tests.conftest import make_member
 from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
@@ -164,3 +165,108 @@ def test_thoughts_arrive_folded_above_the_reply(operator_page):
     expect(thoughts.locator("[data-thinking]")).to_be_hidden()
     thoughts.locator("summary").click()
     expect(thoughts.locator("[data-thinking]")).to_have_text("Planning a short answer.")
+
+
+def status_of(page: Page):
+    return page.locator("[data-turn]").last.locator(".turn-stats .badge")
+
+
+def test_the_status_moves_from_waiting_to_replying_to_its_end(operator_page):
+    page = operator_page
+    token_delay(400)
+    page.goto("/chat/")
+    send(page, "Show me every status")
+    expect(status_of(page)).to_have_text("Waiting for Rivya")
+    expect(status_of(page)).to_have_text("Replying", timeout=3000)
+    token_delay(20)
+    expect(status_of(page)).to_have_text("Done", timeout=15000)
+
+    token_delay(300)
+    send(page, "Stop me")
+    expect(status_of(page)).to_have_text("Replying", timeout=3000)
+    page.keyboard.press("Escape")
+    expect(status_of(page)).to_have_text("Stopped")
+    stopped = page.locator("[data-turn]").last
+    expect(stopped.get_by_role("button", name="Copy")).to_be_visible()
+    expect(stopped.get_by_role("button", name="Regenerate")).to_be_visible()
+    wait_for_quiet()
+
+    token_delay(20)
+    set_global_faults({"reset-after-delta": True})
+    stopped.get_by_role("button", name="Regenerate").click()
+    expect(page.locator("[data-turn]")).to_have_count(2)
+    expect(status_of(page)).to_have_text("Failed", timeout=5000)
+    expect(page.locator("[data-turn]").last.locator("[data-regenerated]")).to_be_visible()
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(operator_page):
+    page = operator_page
+    page.goto("/chat/")
+    box = page.get_by_label("Message")
+    box.type("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    # Enter that ends an input method's composition only commits the word.
+    page.evaluate(
+        """() => document.querySelector("[data-composer-input]").dispatchEvent(new KeyboardEvent(
+            "keydown", {key: "Enter", isComposing: true, bubbles: true, cancelable: true}))"""
+    )
+    expect(page.locator("[data-turn]")).to_have_count(0)
+    box.press("Enter")
+
+    turn = page.locator("[data-turn]")
+    expect(turn).to_have_count(1)
+    assert turn.locator(".msg-user .msg-body").inner_text() == "first line\nsecond line"
+    expect(turn).to_have_attribute("data-status", "done", timeout=10000)
+    send(page, "Control+Enter still sends")
+
+
+def test_only_the_conversation_scrolls_and_phones_get_a_chat_drawer(operator_page):
+    page = operator_page
+    page.goto("/chat/")
+    send(page, "Start a long chat")
+    expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "done", timeout=10000)
+    turn = ChatTurn.objects.get()
+    for index in range(12):
+        ChatTurn.objects.create(
+            session=turn.session, created_by=turn.created_by, model=turn.model,
+            message=f"Question {index}", reply=turn.reply, status=ChatTurn.Status.DONE,
+        )  # fmt: skip
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.goto(f"/chat/{turn.session_id}/")
+        sizes = page.evaluate(LAYOUT)
+        assert sizes["page"] <= sizes["window"], sizes
+        assert sizes["conversation"] > sizes["conversationBox"], sizes
+        assert sizes["scrolledToEnd"], sizes
+        assert sizes["window"] - sizes["composerBottom"] < 24, sizes
+        page.locator("#conversation").evaluate("box => box.scrollTo(0, 0)")
+        page.mouse.wheel(0, 2000)
+        assert page.evaluate("window.scrollY") == 0
+    # A phone: the chat list waits in a drawer behind the Chats button.
+    sessions = page.get_by_role("navigation", name="Your chats")
+    expect(sessions).to_be_hidden()
+    page.get_by_role("button", name="Chats").click()
+    expect(sessions).to_be_visible()
+    expect(page.get_by_role("button", name="Chats")).to_have_attribute("aria-expanded", "true")
+    page.screenshot(path=SCREENSHOTS / "chat-drawer-phone.png")
+    page.keyboard.press("Escape")
+    expect(sessions).to_be_hidden()
+    page.set_viewport_size(DESKTOP)
+    new_chat = page.locator(".chat-new-button")
+    expect(new_chat).to_be_visible()
+    header = page.locator(".topbar").bounding_box()
+    assert new_chat.bounding_box()["y"] >= header["y"] + header["height"]
+
+
+LAYOUT = """() => {
+  const box = document.getElementById("conversation");
+  const composer = document.getElementById("composer").getBoundingClientRect();
+  return {
+    page: document.documentElement.scrollHeight, window: window.innerHeight,
+    conversation: box.scrollHeight, conversationBox: box.clientHeight,
+    scrolledToEnd: box.scrollTop + box.clientHeight >= box.scrollHeight - 2,
+    composerBottom: composer.bottom,
+  };
+}"""

@@ -2,6 +2,7 @@
 the relay between workers, and chat sessions found on Rivya."""
 
 import json
+import math
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.chat import relay
 from rivya_dashboard.chat.models import ChatEvent, ChatSession, ChatTurn
 from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.sandbox.choices import CHARS_PER_TOKEN
 from rivya_dashboard.sandbox.faults import set_global_faults, set_key_faults
 from rivya_dashboard.sandbox.keys import find_key
 from rivya_dashboard.sandbox.models import Account
@@ -647,3 +649,58 @@ def test_the_saver_outlives_an_unexpected_error(clients, chat_ready, monkeypatch
         assert time.monotonic() < deadline, "the saver died with the error"
         time.sleep(0.02)
     assert calls
+
+
+def test_a_regenerated_reply_says_rivya_keeps_the_replaced_one(clients, chat_ready):
+    """The API keeps a session's history server-side and takes no message list (contract §10.2),
+    so a regenerated reply is written with the replaced one in its input: its input tokens count
+    the first message, the discarded reply and the message again."""
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+    client.post(reverse("chat-turn-regenerate", args=[first.pk]), HTTP_HX_REQUEST="true")
+    fresh = ChatTurn.objects.exclude(pk=first.pk).get()
+    read_stream(client, fresh)
+
+    first.refresh_from_db()
+    fresh.refresh_from_db()
+    history = len(first.message) + len(first.reply.rstrip()) + len(fresh.message)
+    assert fresh.input_tokens == math.ceil(history / CHARS_PER_TOKEN) > first.input_tokens
+    page = client.get(reverse("chat-session", args=[first.session_id])).content.decode()
+    assert "the reply you replaced is still in the history" in page
+    assert page.count("data-regenerated") == 1
+
+
+def test_the_attach_button_draws_its_icon_without_an_emoji_font(clients, chat_ready):
+    page = clients[Role.OPERATOR].get(reverse("chat"), {"model": MODEL}).content.decode()
+
+    attach = re.search(r'<label class="composer-attach".*?</label>', page, re.S).group(0)
+    assert "<svg" in attach
+    assert not re.search("[\U0001f300-\U0001faff]", page)
+
+
+def test_the_composer_says_enter_sends_and_shift_enter_starts_a_line(clients, chat_ready):
+    page = clients[Role.OPERATOR].get(reverse("chat")).content.decode()
+
+    assert "<kbd>Enter</kbd> sends · <kbd>Shift</kbd>+<kbd>Enter</kbd> new line" in page
+
+
+def test_a_live_turn_carries_the_label_of_its_next_status(clients, streaming_turn):
+    ChatTurn.objects.filter(pk=streaming_turn.pk).update(status=ChatTurn.Status.QUEUED)
+    page = clients[Role.OPERATOR].get(reverse("chat-session", args=[streaming_turn.session_id]))
+
+    badge = re.search(r"<span[^>]*data-status-badge[^>]*>([^<]*)<", page.content.decode())
+    assert badge.group(1) == "Waiting for Rivya"
+    assert 'data-label-streaming="Replying"' in badge.group(0)
+
+
+def test_a_chat_models_page_opens_a_chat_with_it_picked(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    html = client.get(reverse("model-detail", args=[THINKER])).content.decode()
+
+    link = re.search(r'<a class="button" href="([^"]+)">Chat with this model</a>', html)
+    assert link.group(1) == f"{reverse('chat')}?model={THINKER}"
+    assert "Generate with this model" not in html
+    chat = client.get(link.group(1)).content.decode()
+    assert f'<option value="{THINKER}" selected>' in chat
