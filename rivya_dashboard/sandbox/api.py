@@ -104,6 +104,7 @@ class Operation:
     idempotent: bool
     replay: Callable[..., HttpResponse] | None
     tag: str
+    rate_limited: bool
 
 
 OPERATIONS: list[Operation] = []
@@ -164,10 +165,12 @@ def endpoint(
     idempotent: bool = False,
     replay: Callable[..., HttpResponse] | None = None,
     tag: str = "",
+    rate_limited: bool = True,
 ) -> Callable:
     """Declare an API operation; `public=True` means no key is needed (a sent key must be valid).
 
     With `body_required=False` an empty request body is allowed and reaches the handler as None.
+    `rate_limited=False` serves it outside the key's rate limit (openapi.json).
     """
 
     def register(handler: Callable) -> Callable:
@@ -191,6 +194,7 @@ def endpoint(
                 idempotent=idempotent,
                 replay=replay,
                 tag=tag or path.strip("/").split("/")[0],
+                rate_limited=rate_limited,
             )
         )
         return handler
@@ -214,32 +218,51 @@ def dispatcher(path: str) -> Callable[..., HttpResponse]:
     @csrf_exempt
     @login_not_required
     def view(request: HttpRequest, **path_params: str) -> HttpResponse:
-        if not settings.RIVYA_SANDBOX:
-            raise Http404("The sandbox is switched off.")
-        call = Call(request=request, request_id=ids.request_id())
-        operation = next(
-            (op for op in OPERATIONS if op.path == path and op.method == request.method), None
-        )
-        try:
-            if operation is None:
-                allowed = sorted(op.method for op in OPERATIONS if op.path == path)
-                raise ApiError(
-                    405,
-                    "method_not_allowed",
-                    f"{request.method} is not supported here; use {', '.join(allowed)}.",
-                    {"Allow": ", ".join(allowed)},
-                )
-            response = run(operation, call, path_params)
-        except ApiError as error:
-            response = error_response(call, error)
-        except Exception:
-            logger.exception("Sandbox request %s failed", call.request_id)
-            error = ApiError(500, "internal_error", "The sandbox failed unexpectedly.")
-            response = error_response(call, error)
-        finish(call, response)
-        return response
+        return answer(request, lambda call: dispatch(path, call, path_params))
 
     return view
+
+
+@csrf_exempt
+@login_not_required
+def unrouted(request: HttpRequest, rest: str = "") -> HttpResponse:
+    """Any other path under /sandbox/api/ gets the JSON envelope, never the console's HTML 404."""
+
+    def refuse(call: Call) -> HttpResponse:
+        raise ApiError(404, "not_found", f"No API operation exists at {request.path!r}.")
+
+    return answer(request, refuse)
+
+
+def answer(request: HttpRequest, handle: Callable[[Call], HttpResponse]) -> HttpResponse:
+    """Run handle for one API request; every outcome becomes a response with a request id."""
+    if not settings.RIVYA_SANDBOX:
+        raise Http404("The sandbox is switched off.")
+    call = Call(request=request, request_id=ids.request_id())
+    try:
+        response = handle(call)
+    except ApiError as error:
+        response = error_response(call, error)
+    except Exception:
+        logger.exception("Sandbox request %s failed", call.request_id)
+        error = ApiError(500, "internal_error", "The sandbox failed unexpectedly.")
+        response = error_response(call, error)
+    finish(call, response)
+    return response
+
+
+def dispatch(path: str, call: Call, path_params: dict[str, str]) -> HttpResponse:
+    method = call.request.method
+    operation = next((op for op in OPERATIONS if op.path == path and op.method == method), None)
+    if operation is None:
+        allowed = sorted(op.method for op in OPERATIONS if op.path == path)
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{method} is not supported here; use {', '.join(allowed)}.",
+            {"Allow": ", ".join(allowed)},
+        )
+    return run(operation, call, path_params)
 
 
 def finish(call: Call, response: HttpResponse) -> None:
@@ -267,7 +290,7 @@ def run(operation: Operation, call: Call, path_params: dict[str, str]) -> HttpRe
     call.faults = faults.merged(sandbox, call.key, header_faults)
     faults.apply_latency(call.faults)
     faults.raise_status_fault(call.faults)
-    if call.key is not None:
+    if call.key is not None and operation.rate_limited:
         call.rate = ratelimit.hit(call.key, sandbox.rate_limit)
     reject_nul([*path_params.values(), *call.request.GET.values()])
     call.query = parse_query(operation, call.request)

@@ -70,6 +70,19 @@ CHAT_REQUEST = component(
         },
         "required": ["model", "message"],
         "additionalProperties": False,
+        "examples": [{"model": "gpt-5-2-chat", "message": "Name three lighthouses."}],
+    },
+)
+# One Server-Sent Event of the stream, as OpenAPI 3.1 describes each event of text/event-stream.
+STREAM_EVENT = component(
+    "ChatStreamEvent",
+    {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["session", "thinking", "delta", "done", "error"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+        "required": ["event", "data"],
     },
 )
 USAGE = {
@@ -448,6 +461,7 @@ def event_stream(events: Iterator[bytes]) -> StreamingHttpResponse:
     summary="The same turn streamed as Server-Sent Events (session, delta..., done | error)",
     scope="chat:create",
     body=CHAT_REQUEST,
+    response=STREAM_EVENT,
     response_content=EVENT_STREAM,
     errors=(400, 402, 404, 409),
     idempotent=True,

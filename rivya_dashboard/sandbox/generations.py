@@ -64,6 +64,7 @@ GENERATION_REQUEST = component(
         },
         "required": ["model"],
         "additionalProperties": False,
+        "examples": [{"model": "z-image", "prompt": "a lighthouse at dawn"}],
     },
 )
 PUBLIC_ERROR = {

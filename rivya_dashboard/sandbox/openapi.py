@@ -1,13 +1,13 @@
 """GET /openapi.json: the OpenAPI 3.1 document built from the declared operations (api.py)."""
 
 import re
+from dataclasses import dataclass
 
 from django.urls import reverse
 
 from rivya_dashboard.sandbox import choices
 from rivya_dashboard.sandbox.api import (
     COMPONENTS,
-    EVENT_STREAM,
     JSON,
     OPERATIONS,
     Call,
@@ -48,8 +48,8 @@ ERROR_MEANINGS = {
     502: "Injected upstream fault (bad_gateway)",
     503: "Public API switched off (public_api_disabled)",
 }
-COMMON_ERRORS = (405, 429, 500, 502, 503)
-AUTH_ERRORS = (401, 403)
+# A public operation checks a key only when one is sent: it never answers 403.
+COMMON_ERRORS = (401, 405, 500, 502, 503)
 HEADERS = {
     "X-Request-Id": {
         "description": "req_ + 24 base62; equals error.requestId",
@@ -67,6 +67,28 @@ RATE_HEADERS = {
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
+@dataclass(frozen=True)
+class PathId:
+    """A path parameter's id format, and the operation whose response carries new ids."""
+
+    prefix: str
+    created_by: str
+    pointer: str
+
+    @property
+    def pattern(self) -> str:
+        return f"^{self.prefix}[0-9a-z]{{{choices.PUBLIC_ID_LENGTH}}}$"
+
+
+# Ids the sandbox mints (ids.public_id); an id of another shape is simply not found (404).
+PATH_IDS = {
+    "taskId": PathId(choices.TASK_PREFIX, "createGeneration", "/id"),
+    "fileId": PathId(choices.FILE_PREFIX, "uploadFile", "/id"),
+    "sessionId": PathId(choices.SESSION_PREFIX, "createChatCompletion", "/session_id"),
+    "endpointId": PathId(choices.WEBHOOK_ENDPOINT_PREFIX, "createWebhook", "/id"),
+}
+
+
 def error_response(status: int) -> dict:
     return {
         "description": ERROR_MEANINGS[status],
@@ -77,12 +99,34 @@ def error_response(status: int) -> dict:
 
 def success_response(operation: Operation) -> dict:
     headers = HEADERS if operation.public else {**HEADERS, **RATE_HEADERS}
-    content_schema = operation.response or {}
-    if operation.response_content == EVENT_STREAM:
-        content = {EVENT_STREAM: {"schema": {"type": "string"}}}
-    else:
-        content = {operation.response_content: {"schema": content_schema}}
-    return {"description": operation.summary, "headers": headers, "content": content}
+    content = {operation.response_content: {"schema": operation.response or {}}}
+    response = {"description": operation.summary, "headers": headers, "content": content}
+    found = links(operation)
+    if found:
+        response["links"] = found
+    return response
+
+
+def links(operation: Operation) -> dict:
+    """create → get/update/delete/…: every operation whose path takes the id this one mints."""
+    found = {}
+    for name, path_id in PATH_IDS.items():
+        if path_id.created_by != operation.operation_id:
+            continue
+        for target in OPERATIONS:
+            if "{" + name + "}" in target.path:
+                found[target.operation_id] = {
+                    "operationId": target.operation_id,
+                    "parameters": {name: f"$response.body#{path_id.pointer}"},
+                }
+    return found
+
+
+def path_parameter(name: str) -> dict:
+    schema: dict = {"type": "string", "minLength": 1}
+    if name in PATH_IDS:
+        schema = {"type": "string", "pattern": PATH_IDS[name].pattern}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def request_body(operation: Operation) -> dict:
@@ -93,10 +137,7 @@ def request_body(operation: Operation) -> dict:
 
 
 def parameters(operation: Operation) -> list[dict]:
-    found = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-        for name in PATH_PARAMETER.findall(operation.path)
-    ]
+    found = [path_parameter(name) for name in PATH_PARAMETER.findall(operation.path)]
     found += list(operation.query)
     if operation.idempotent:
         found.append(
@@ -119,7 +160,11 @@ def parameters(operation: Operation) -> list[dict]:
 def operation_object(operation: Operation) -> dict:
     statuses = set(COMMON_ERRORS) | set(operation.errors)
     if not operation.public:
-        statuses |= set(AUTH_ERRORS)
+        statuses.add(403)
+    if operation.rate_limited:
+        statuses.add(429)
+    if PATH_PARAMETER.search(operation.path):
+        statuses.add(404)
     if operation.body is not None or operation.query:
         statuses.add(400)
     if operation.body is not None:
@@ -170,6 +215,7 @@ def document(server_url: str) -> dict:
     summary="This OpenAPI 3.1 document",
     public=True,
     response={"type": "object"},
+    rate_limited=False,
 )
 def get_openapi(call: Call) -> dict:
     base = call.request.build_absolute_uri(reverse("sandbox-api:openapi.json"))

@@ -3,6 +3,8 @@
 The same schema dicts go verbatim into openapi.json, so what the document promises is exactly
 what the views enforce. Supported keywords: type, properties, required, additionalProperties
 (false), enum, const, minLength, maxLength, minimum, maximum, minItems, maxItems, items.
+`format` and `pattern` document rules that a handler enforces with a message naming the rule
+(a webhook URL's scheme, an id's prefix); this checker leaves them to it.
 """
 
 from typing import Any

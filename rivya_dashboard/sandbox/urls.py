@@ -8,10 +8,10 @@ ENDPOINT_MODULES.
 import importlib
 import re
 
-from django.urls import include, path
+from django.urls import include, path, re_path, register_converter
 
 from rivya_dashboard.sandbox import control, media
-from rivya_dashboard.sandbox.api import OPERATIONS, dispatcher
+from rivya_dashboard.sandbox.api import OPERATIONS, dispatcher, unrouted
 
 ENDPOINT_MODULES = (
     "rivya_dashboard.sandbox.catalogue",
@@ -28,24 +28,42 @@ for module in ENDPOINT_MODULES:
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
+class AnyText:
+    """Like <path:>, but also across line breaks, which <path:>'s "." does not match."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyText, "anytext")
+
+
 def url_name(api_path: str) -> str:
     """ "/generations/{taskId}" -> "generations-taskId": stable and readable in reverse()."""
     return api_path.strip("/").replace("/", "-").replace("{", "").replace("}", "")
 
 
 def api_patterns() -> list:
-    """Identifiers match any text (even an encoded "/"), so a strange id still gets the JSON
-    not_found of its endpoint; longer paths come first so "/webhooks/{id}/test" wins over
-    "/webhooks/{id}"."""
+    """Identifiers match any text (even an encoded "/" or a line break), so a strange id still
+    gets the JSON not_found of its endpoint; longer paths come first so "/webhooks/{id}/test"
+    wins over "/webhooks/{id}"; any other path under api/ gets the JSON not_found too."""
     paths = sorted(dict.fromkeys(op.path for op in OPERATIONS), key=lambda p: -p.count("/"))
     return [
         path(
-            "v1/" + PATH_PARAMETER.sub(r"<path:\1>", api_path.lstrip("/")),
+            "v1/" + PATH_PARAMETER.sub(r"<anytext:\1>", api_path.lstrip("/")),
             dispatcher(api_path),
             name=url_name(api_path),
         )
         for api_path in paths
-    ] + [path("media/<str:name>", media.serve, name="media")]
+    ] + [
+        path("media/<str:name>", media.serve, name="media"),
+        re_path(r"^(?P<rest>[\s\S]*)\Z", unrouted, name="unrouted"),
+    ]
 
 
 urlpatterns = [

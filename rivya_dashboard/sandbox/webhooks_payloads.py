@@ -24,7 +24,17 @@ EVENT_TYPES = {
     "items": EVENT_TYPE,
 }
 NAME = {"type": "string", "minLength": 1, "maxLength": choices.WEBHOOK_NAME_MAX_LENGTH}
-URL = {"type": "string", "minLength": 1, "maxLength": choices.WEBHOOK_URL_MAX_LENGTH}
+URL = {
+    "type": "string",
+    "format": "uri",
+    # Enforced with its reasons by webhooks_targets.check_target: https only, except http while
+    # the sandbox allows local targets.
+    "pattern": "^https?://[^/?#@\\s]+",
+    "description": "https:// (http:// only while the sandbox allows local targets); "
+    "no credentials, no #fragment, a public host.",
+    "minLength": 1,
+    "maxLength": choices.WEBHOOK_URL_MAX_LENGTH,
+}
 
 CREATE_BODY = component(
     "WebhookEndpointCreate",
@@ -33,6 +43,13 @@ CREATE_BODY = component(
         "properties": {"name": NAME, "url": URL, "event_types": EVENT_TYPES},
         "required": ["name", "url", "event_types"],
         "additionalProperties": False,
+        "examples": [
+            {
+                "name": "Production",
+                "url": "https://hooks.example.com/rivya",
+                "event_types": ["generation.succeeded", "generation.failed"],
+            }
+        ],
     },
 )
 UPDATE_BODY = component(

@@ -4,6 +4,7 @@ The supervisor's rules are tested first on small stand-in processes. The server 
 server (starting it migrates a fresh database); the SIGTERM test stops it, so it comes last.
 """
 
+import json
 import os
 import re
 import signal
@@ -191,6 +192,56 @@ def test_it_prepares_the_data_dir_and_shows_the_setup_page(served):
     stylesheet = re.search(r'href="(/static/css/console\.[0-9a-f]+\.css)"', body)
     assert stylesheet, "the page should link the hashed stylesheet that collectstatic wrote"
     assert get(served.url(stylesheet.group(1)))[0] == 200
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return status_line, headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /sandbox/api/v1/models?cursor=" + b"x" * 9000 + b" HTTP/1.1\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (
+            b"GET /sandbox/api/v1/models HTTP/1.1\r\nHost: a\r\nX-Big: "
+            + b"y" * 9000
+            + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+    ],
+)
+def test_requests_gunicorn_refuses_get_the_api_json_error(served, request_bytes, status, code):
+    status_line, headers, body = raw_exchange(served.port, request_bytes)
+
+    assert status_line.startswith(f"HTTP/1.1 {status} ")
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    assert error["requestId"] == headers["X-Request-Id"]
+
+
+def test_a_long_url_within_gunicorn_limits_reaches_the_sandbox(served):
+    status_line, headers, body = raw_exchange(
+        served.port,
+        b"GET /sandbox/api/v1/credits?cursor=" + b"x" * 6000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+
+    assert status_line.startswith("HTTP/1.1 401 ")
+    assert json.loads(body)["error"]["requestId"] == headers["X-Request-Id"]
 
 
 def test_it_refuses_a_port_that_is_taken(served):

@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 
+from rivya_dashboard.console import web_worker
 from rivya_dashboard.console.supervise import Child, Supervisor
 
 # gthread: each open stream (chat SSE) holds a thread, so workers x threads bounds open streams.
@@ -68,7 +69,8 @@ def gunicorn_argv(fd: int, workers: int, threads: int) -> list[str]:
         "gunicorn",
         "rivya_dashboard.wsgi:application",
         f"--bind=fd://{fd}",
-        "--worker-class=gthread",
+        "--worker-class=rivya_dashboard.console.web_worker.JsonRefusalsWorker",
+        f"--limit-request-line={web_worker.REQUEST_LINE_LIMIT}",
         f"--workers={workers}",
         f"--threads={threads}",
         f"--graceful-timeout={GRACEFUL_SECONDS}",
