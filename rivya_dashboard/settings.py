@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rivya_dashboard.vault",
     "rivya_dashboard.chat",
     "rivya_dashboard.webhooks",
+    "rivya_dashboard.workbench",
 ]
 
 MIDDLEWARE = [
@@ -192,6 +193,7 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # Generations and files (rivya_dashboard/console). Poll delays follow the contract's back-off and
 # are divided by RIVYA_POLL_SPEED, so a test against a fast sandbox clock does not wait seconds.
 RIVYA_MODELS_REFRESH_MINUTES = env_int("RIVYA_MODELS_REFRESH_MINUTES", 60, minimum=1)
+RIVYA_OPENAPI_REFRESH_MINUTES = env_int("RIVYA_OPENAPI_REFRESH_MINUTES", 60, minimum=1)
 RIVYA_POLL_SPEED = env_int("RIVYA_POLL_SPEED", 1, minimum=1)
 RIVYA_POLL_MAX_MINUTES = env_int("RIVYA_POLL_MAX_MINUTES", 120, minimum=1)
 RIVYA_MEDIA_MAX_MB = env_int("RIVYA_MEDIA_MAX_MB", 500, minimum=1)

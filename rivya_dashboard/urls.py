@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("rivya_dashboard.console.urls")),
     path("chat/", include("rivya_dashboard.chat.urls")),
     path("", include("rivya_dashboard.webhooks.urls")),
+    path("workbench/", include("rivya_dashboard.workbench.urls")),
 ]
 
 handler403 = "rivya_dashboard.console.views.forbidden"

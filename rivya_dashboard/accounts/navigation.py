@@ -17,6 +17,7 @@ SECTIONS = [
     ("usage", _("Usage"), Role.VIEWER),
     ("webhooks", _("Webhooks"), Role.ADMIN),
     ("inbox", _("Inbox"), Role.OPERATOR),
+    ("workbench:explorer", _("Workbench"), Role.VIEWER),
     ("keys", _("Keys"), Role.VIEWER),
     ("team", _("Team"), Role.OWNER),
     ("audit", _("Audit"), Role.ADMIN),

@@ -155,6 +155,49 @@ def do_submit(
     return generation
 
 
+def looks_like_generation(remote: object) -> bool:
+    """Whether an answer is a generation object (contract §6), whichever call returned it."""
+    return (
+        isinstance(remote, dict)
+        and isinstance(remote.get("id"), str)
+        and isinstance(remote.get("model"), str)
+        and remote.get("status") in REMOTE_STATUSES
+        and "reserved_credits" in remote
+    )
+
+
+def do_adopt(
+    user: User, key: ApiKey, remote: dict, *, idempotency_key: str, request: dict, request_id: str
+) -> Generation:
+    """Track a job created outside the generate page (the workbench explorer) like one of its own:
+    it appears on History and is polled to the end. Adopting the same job twice finds the row."""
+    idem = (idempotency_key or f"adopted-{remote['id']}")[:100]
+    params = request.get("params") if isinstance(request.get("params"), dict) else {}
+    generation, created = Generation.objects.get_or_create(
+        key=key,
+        idempotency_key=idem,
+        defaults={
+            "member": user,
+            "member_name": user.get_username(),
+            "key_label": key.label,
+            "model_id": remote["model"][:100],
+            "prompt": str(request.get("prompt") or ""),
+            "params": params,
+            "client_request_id": str(request.get("client_request_id") or "")[:100],
+            "request_id": request_id[:64],
+        },
+    )
+    if not created:
+        return generation
+    apply_remote_state(generation, remote)
+    generation.estimate_credits = generation.reserved_credits or Decimal(0)
+    if generation.status == Status.SUBMITTING:
+        generation.status = Status.QUEUED
+    _schedule(generation)
+    _ensure_housekeeping()
+    return generation
+
+
 def _credits(value: object) -> Decimal | None:
     return Decimal(str(value)) if isinstance(value, int | float) else None
 

@@ -1,8 +1,11 @@
-"""One model's `params` schema turned into a Django form, and the form turned back into a request.
+"""A schema turned into Django form fields, and the form turned back into a request.
 
-The same field objects render the form and validate the post, so the page can never accept a value
-the schema forbids, nor refuse one it allows. Unknown param types degrade to a JSON text box rather
-than being dropped: the catalogue may grow types the console has not met yet (contract §1.2).
+Two kinds of schema arrive here: a model's `params` list (the generate form) and the JSON Schema of
+an OpenAPI operation (the workbench explorer), which `json_schema_param` translates into the same
+param entries so that one `param_field` builds both forms. The same field objects render the form
+and validate the post, so the page can never accept a value the schema forbids, nor refuse one it
+allows. Unknown param types degrade to a JSON text box rather than being dropped: the catalogue may
+grow types the console has not met yet (contract §1.2).
 """
 
 import json
@@ -14,6 +17,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -100,23 +104,97 @@ class JSONValueField(forms.CharField):
         return json.dumps(value)
 
 
+def _boolean_field(required: bool) -> forms.Field:
+    # A select, not a checkbox: an unticked box cannot tell "false" from "leave it out".
+    choices = [("true", "true"), ("false", "false")]
+    if not required:
+        choices = [("", _("Leave out")), *choices]
+    return forms.TypedChoiceField(
+        choices=choices, required=required, coerce=lambda value: value == "true", empty_value=None
+    )
+
+
+def _text_field(param: dict, required: bool) -> forms.Field:
+    limit = _number(param.get("max_length"))
+    return forms.CharField(required=required, strip=True, max_length=int(limit) if limit else None)
+
+
 def param_field(param: dict) -> forms.Field:
     required = bool(param.get("required"))
     kind = param.get("type")
     if kind == "select" and param.get("options"):
         field = _select_field(param, required)
+    elif kind == "multiselect" and param.get("options"):
+        options = [(str(option), str(option)) for option in param["options"]]
+        field = forms.MultipleChoiceField(
+            choices=options, required=required, widget=forms.CheckboxSelectMultiple
+        )
+    elif kind == "boolean":
+        field = _boolean_field(required)
     elif kind == "number":
         field = _number_field(param, required)
     elif kind == "text":
-        field = forms.CharField(required=required, strip=True)
+        field = _text_field(param, required)
+    elif kind == "file":
+        field = forms.FileField(required=required)
     else:
         field = JSONValueField(required=required)
     field.label = param_label(param)
-    field.help_text = param_help(param)
+    # Descriptions come from the API (catalogue, OpenAPI document): text, never markup.
+    field.help_text = escape(param_help(param))
     default = param.get("default")
     if default is not None:
-        field.initial = str(default) if kind == "select" else default
+        field.initial = _initial(kind, default)
     return field
+
+
+def _initial(kind: str | None, default: Any) -> Any:
+    if kind == "select":
+        return str(default)
+    if kind == "boolean":
+        return "true" if default is True else "false" if default is False else None
+    return default
+
+
+def _schema_type(schema: dict) -> str:
+    """The one JSON type a field edits; ["string", "null"] edits a string that may be left out."""
+    declared = schema.get("type")
+    if isinstance(declared, list):
+        declared = next((name for name in declared if name != "null"), None)
+    return declared if isinstance(declared, str) else ""
+
+
+def json_schema_param(key: str, schema: dict, *, required: bool, label: str = "") -> dict:
+    """One JSON Schema property as a param entry of the kind `param_field` builds.
+
+    Enums become selects, booleans a true/false select, integers and numbers number inputs with
+    their bounds, binary strings file inputs, arrays of an enum checkboxes; anything else
+    (objects, free arrays, unions) the JSON text box.
+    """
+    param: dict[str, Any] = {"key": key, "label": label or key, "required": required}
+    if isinstance(schema.get("description"), str):
+        param["description"] = schema["description"]
+    if "default" in schema:
+        param["default"] = schema["default"]
+    kind = _schema_type(schema)
+    items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        param.update(type="select", options=[str(value) for value in schema["enum"]])
+    elif kind == "boolean":
+        param["type"] = "boolean"
+    elif kind in ("integer", "number"):
+        param.update(type="number", min=schema.get("minimum"), max=schema.get("maximum"))
+        if kind == "integer":
+            param["step"] = 1
+    elif kind == "string" and (schema.get("format") == "binary" or "contentMediaType" in schema):
+        param["type"] = "file"
+    elif kind == "string":
+        param.update(type="text", max_length=schema.get("maxLength"))
+    elif kind == "array" and isinstance(items.get("enum"), list) and items["enum"]:
+        param.update(type="multiselect", options=[str(value) for value in items["enum"]])
+    else:
+        param["type"] = "json"
+    return param
 
 
 def param_help(param: dict) -> str:
@@ -266,10 +344,15 @@ class GenerationForm(forms.Form):
             value = self.cleaned_data.get(field_name(param["key"]))
             if value in (None, ""):
                 continue
-            if isinstance(value, Decimal):
-                value = int(value) if value == value.to_integral_value() else float(value)
-            values[param["key"]] = value
+            values[param["key"]] = json_value(value)
         return values
+
+
+def json_value(value: Any) -> Any:
+    """A cleaned field value as JSON carries it: decimals as whole or fractional numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def initial_from_params(params: dict[str, Any]) -> dict[str, Any]:

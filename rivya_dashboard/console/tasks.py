@@ -6,6 +6,7 @@ any running job whose poll is overdue (a worker killed mid-poll loses that one p
 """
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,6 +22,14 @@ from rivya_dashboard.rivya.errors import RivyaError
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 60
+# Other apps' periodic chores, registered from their AppConfig.ready() so this module needs no
+# import of them (the workbench's document refresh and call pruning).
+HOUSEKEEPING_STEPS: list[Callable[[], object]] = []
+
+
+def register_housekeeping(step: Callable[[], object]) -> None:
+    if step not in HOUSEKEEPING_STEPS:
+        HOUSEKEEPING_STEPS.append(step)
 
 
 @task()
@@ -43,6 +52,12 @@ def housekeeping() -> int:
     if models_catalog.is_stale(CatalogueSync.current()):
         refresh_catalogue.call()
     resumed = generations.do_resume_stalled()
+    for step in HOUSEKEEPING_STEPS:
+        try:
+            step()
+        except Exception:
+            # One failing chore must not break the chain that follows every running job.
+            logger.exception("Housekeeping step %s failed", step.__qualname__)
     run_after = timezone.now() + timedelta(seconds=HOUSEKEEPING_SECONDS / settings.RIVYA_POLL_SPEED)
     # Two page loads racing through ensure_housekeeping start two chains: the later one ends here.
     if not chain_waiting(housekeeping):

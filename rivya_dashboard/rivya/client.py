@@ -370,6 +370,41 @@ class RivyaClient:
             "/webhook-events", params={"limit": limit, "cursor": cursor, "type": event_type}
         )
 
+    # --- Any declared operation ----------------------------------------------------------------
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        # Contract §12: an operation as the API's own OpenAPI document declares it (the workbench
+        # explorer). Sent once, never retried, and answered as it came, error statuses included:
+        # the member sees exactly what was exchanged. Only a failure to reach the API raises.
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                data=data,
+                headers=self._headers(headers or {}),
+                timeout=self.timeout,
+                stream=stream,
+                allow_redirects=False,
+            )
+        except TRANSIENT_ERRORS as exc:
+            raise Unavailable(f"Could not reach Rivya at {self.base_url}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise RivyaError(f"Could not send the request to {self.base_url}: {exc}") from exc
+        self._remember(response)
+        return response
+
     # --- Pagination --------------------------------------------------------------------------
 
     def iterate(
@@ -412,12 +447,8 @@ class RivyaClient:
         # Only requests that cannot act twice are retried: GETs, and creates that carry an
         # Idempotency-Key (the server replays the first answer instead of creating again).
         retryable = method == "GET" or idempotency_key is not None
-        all_headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-        if self._api_key:
-            all_headers["Authorization"] = f"Bearer {self._api_key}"
-        if idempotency_key is not None:
-            all_headers["Idempotency-Key"] = idempotency_key
-        all_headers.update(headers or {})
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        all_headers = self._headers({**extra, **(headers or {})})
         url = self.base_url + path
         attempt = 0
         while True:
@@ -463,6 +494,13 @@ class RivyaClient:
             response.close()
             self._sleep(wait)
             attempt += 1
+
+    def _headers(self, extra: dict) -> dict:
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        headers.update(extra)
+        return headers
 
     def _retry_wait(self, response: requests.Response, attempt: int) -> float | None:
         transient = response.status_code == 429 or response.status_code >= 500

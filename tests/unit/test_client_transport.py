@@ -500,3 +500,33 @@ def test_errors_before_the_stream_starts_raise_on_first_next() -> None:
         "message": "x",
         "session_id": "chs_other",
     }
+
+
+# --- Any declared operation (the workbench explorer) -------------------------------------------
+
+
+def test_send_answers_error_statuses_as_they_came_without_retrying() -> None:
+    app = ScriptedApp(error_answer(503, "public_api_disabled", X_Request_Id="req_send"))
+    client, sleeps = make_client(app)
+    response = client.send("POST", "/things", json={"a": 1}, headers={"Idempotency-Key": "k1"})
+    assert response.status_code == 503
+    assert client.last_request_id == "req_send"
+    assert len(app.requests) == 1 and not sleeps
+    sent = app.requests[0]
+    assert sent["HTTP_AUTHORIZATION"] == "Bearer rvya_sk_test"
+    assert sent["HTTP_IDEMPOTENCY_KEY"] == "k1"
+    assert json.loads(sent["body"]) == {"a": 1}
+
+
+def test_send_that_cannot_reach_the_api_is_unavailable_and_not_resent() -> None:
+    adapter = FlakyAdapter(1, requests.ConnectionError("refused"))
+    client, _ = flaky_client(adapter)
+    with pytest.raises(Unavailable):
+        client.send("GET", "/credits")
+    assert len(adapter.sends) == 1
+
+
+def test_send_that_cannot_be_built_is_a_rivya_error() -> None:
+    client, _ = flaky_client(FlakyAdapter(1, requests.exceptions.InvalidURL("bad url")))
+    with pytest.raises(RivyaError, match="Could not send the request"):
+        client.send("GET", "/credits")

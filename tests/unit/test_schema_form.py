@@ -192,3 +192,29 @@ def test_json_nested_past_the_parser_depth_is_a_field_error():
     form = form_for(SOUND, {"prompt": "p", "p_seed": "1", "p_dialogue": "[" * 100_000})
     assert not form.is_valid()
     assert "nested too deeply" in form.errors[field_name("dialogue")][0]
+
+
+def test_json_schema_properties_become_the_same_fields_as_model_params():
+    from django import forms as django_forms
+
+    from rivya_dashboard.console.schema_form import json_schema_param
+
+    def build(schema, required=False):
+        return param_field(json_schema_param("x", schema, required=required))
+
+    assert isinstance(build({"type": "string", "enum": ["a", "b"]}), django_forms.ChoiceField)
+    whole = build({"type": "integer", "minimum": 1, "maximum": 5, "default": 2})
+    assert isinstance(whole, django_forms.IntegerField) and whole.initial == 2
+    assert whole.max_value == 5
+    flag = build({"type": ["boolean", "null"]})
+    assert flag.clean("true") is True and flag.clean("") is None
+    assert isinstance(build({"type": "string", "format": "binary"}), django_forms.FileField)
+    assert build({"type": "string", "maxLength": 3}).max_length == 3
+    picks = build({"type": "array", "items": {"enum": ["x", "y"]}}, required=True)
+    assert picks.clean(["x"]) == ["x"]
+    assert build({"type": "object"}).clean('{"a": 1}') == {"a": 1}
+
+
+def test_descriptions_from_the_api_are_text_not_markup():
+    field = param_field({"key": "k", "type": "text", "description": "<img src=x onerror=alert(1)>"})
+    assert "<img" not in field.help_text and "&lt;img" in field.help_text

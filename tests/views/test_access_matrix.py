@@ -131,6 +131,11 @@ ACCESS: dict[str, Access] = {
     "inbox-replay": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
     # The token is the inbox's credential: anyone may knock, an unknown token gets 404.
     "inbox-receive": Access(PUBLIC, method="POST", kwargs={"token": "not-a-real-token"}),
+    # Every member reads the API's operations; what a send may do is the key grant's to decide.
+    "workbench:explorer": Access(Role.VIEWER),
+    "workbench:refresh": Access(Role.VIEWER, method="POST"),
+    "workbench:send": Access(Role.VIEWER, method="POST"),
+    "workbench:stream": Access(Role.VIEWER, kwargs={"token": "not-a-real-token"}),
 }
 
 # URL namespaces whose every pattern shares one rule.

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class WorkbenchConfig(AppConfig):
+    name = "rivya_dashboard.workbench"
+    label = "workbench"
+
+    def ready(self) -> None:
+        from rivya_dashboard.console.tasks import register_housekeeping
+        from rivya_dashboard.workbench import documents
+
+        register_housekeeping(documents.do_refresh_stale)

@@ -1,0 +1,14 @@
+"""The API workbench under /workbench/ (namespace "workbench")."""
+
+from django.urls import path
+
+from rivya_dashboard.workbench import views
+
+app_name = "workbench"
+
+urlpatterns = [
+    path("", views.explorer, name="explorer"),
+    path("refresh/", views.explorer_refresh, name="refresh"),
+    path("send/", views.explorer_send, name="send"),
+    path("stream/<str:token>/", views.explorer_stream, name="stream"),
+]

@@ -1,0 +1,134 @@
+"""The API workbench's pages: the explorer (send any operation of the API's own document)."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.roles import role_required
+from rivya_dashboard.rivya.errors import RivyaError
+from rivya_dashboard.vault.grants import GrantRefused
+from rivya_dashboard.workbench import copy_as, documents, streaming
+from rivya_dashboard.workbench.explorer import (
+    ExplorerState,
+    explorer_state,
+    posted_key_refusal,
+    refusal,
+    sending_keys,
+)
+from rivya_dashboard.workbench.explorer_form import OperationForm
+from rivya_dashboard.workbench.operation_grants import action_labels, check_operation
+from rivya_dashboard.workbench.sending import Exchange, do_send, start_exchange
+
+PAGE = "workbench/explorer.html"
+
+
+def _page(
+    request: HttpRequest,
+    state: ExplorerState,
+    form: OperationForm | None,
+    status: int = 200,
+    **extra,
+) -> HttpResponse:
+    context = {"state": state, "form": form, **extra}
+    if state.operation is not None:
+        context["needs"] = action_labels(state.operation)
+        context.setdefault("refusal", refusal(request.user, state.key, state.operation))
+    return render(request, PAGE, context, status=status)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def explorer(request: HttpRequest) -> HttpResponse:
+    state = explorer_state(request.user, request.GET.get("key"), request.GET.get("op"))
+    form = None
+    if state.operation is not None:
+        initial = {"key": str(state.key.pk)} if state.key else {}
+        form = OperationForm(state.operation, initial=initial, key_choices=state.key_choices)
+    return _page(request, state, form)
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def explorer_refresh(request: HttpRequest) -> HttpResponse:
+    keys = sending_keys(request.user)
+    key = next((k for k in keys if str(k.pk) == request.POST.get("key")), None)
+    target = reverse("workbench:explorer")
+    if key is None:
+        messages.error(request, _("Pick a key you hold a grant on to refresh the document."))
+        return redirect(target)
+    try:
+        documents.do_refresh(key, request.user)
+    except GrantRefused as exc:
+        messages.error(request, str(exc))
+    except RivyaError as exc:
+        messages.error(
+            request,
+            _("Could not refresh the API's document: %(error)s Showing the saved copy.")
+            % {"error": exc},
+        )
+    else:
+        messages.success(request, _("The API's document was read again."))
+    return redirect(f"{target}?key={key.pk}&op={request.POST.get('op', '')}")
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def explorer_send(request: HttpRequest) -> HttpResponse:
+    key_id = request.POST.get("key", "")
+    state = explorer_state(request.user, key_id, request.POST.get("op"))
+    if state.operation is None:
+        messages.error(
+            request, _("That operation is not in the API's document any more; pick another.")
+        )
+        return redirect("workbench:explorer")
+    form = OperationForm(
+        state.operation, request.POST, request.FILES, key_choices=state.key_choices
+    )
+    refused = posted_key_refusal(request.user, key_id, state)
+    if refused:
+        return _page(request, state, form, status=403, refusal=refused)
+    if not form.is_valid() or state.key is None:
+        return _page(request, state, form, status=400)
+    prepared = form.prepare(state.key.base_url)
+    shown = {"snippets": copy_as.snippets(prepared.shape), "previewed": "preview" in request.POST}
+    if shown["previewed"]:
+        return _page(request, state, form, **shown)
+    try:
+        action = check_operation(request.user, state.key, state.operation)
+    except GrantRefused as exc:
+        return _page(request, state, form, status=403, refusal=str(exc), **shown)
+    if state.operation.streamed:
+        token = streaming.do_park(request.session, state.key, state.operation, prepared, action)
+        stream_url = reverse("workbench:stream", args=[token])
+        exchange = start_exchange(prepared, state.key)
+        return _page(request, state, form, stream_url=stream_url, exchange=exchange, **shown)
+    try:
+        exchange = do_send(request.user, state.key, state.operation, prepared, action)
+    except GrantRefused as exc:
+        return _page(request, state, form, status=403, refusal=str(exc), **shown)
+    except RivyaError as exc:
+        exchange = Exchange(
+            method=prepared.shape.method, url=prepared.shape.full_url, error=str(exc)
+        )
+        return _page(request, state, form, status=502, exchange=exchange, **shown)
+    return _page(request, state, form, exchange=exchange, **shown)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def explorer_stream(request: HttpRequest, token: str) -> HttpResponse:
+    run = streaming.take(request.session, token)
+    key = next((k for k in sending_keys(request.user) if run and k.pk == run["key"]), None)
+    if run is None or key is None:
+        # 204 tells EventSource not to reconnect: this stream was read already.
+        return HttpResponse(status=204)
+    response = StreamingHttpResponse(
+        streaming.relay(request.user, key, run), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
