@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts import team
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.audit_filters import AuditFilterForm, audit_csv_rows
@@ -79,6 +80,7 @@ def team_context(invite_form: InviteForm) -> dict:
         "invites": Invite.objects.pending().select_related("created_by")[:50],
         "invite_form": invite_form,
         "role_choices": Role.choices,
+        "role_descriptions": visibility.role_descriptions(),
     }
 
 

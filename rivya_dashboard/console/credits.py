@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks import task
 
-from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import alerts
 from rivya_dashboard.console.models import BalanceAlert, BalanceReading, Generation
 from rivya_dashboard.console.tasks import chain_waiting
@@ -30,6 +30,7 @@ from rivya_dashboard.vault.grants import (
     month_period,
 )
 from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant
+from rivya_dashboard.visibility import visible_grants
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +146,7 @@ class CapState:
 def cap_states(user: User, now: datetime | None = None) -> list[CapState]:
     """Every capped grant the member may see (admins: all, others: their own) and what is left."""
     now = now or timezone.now()
-    grants = KeyGrant.objects.select_related("key", "member")
-    if not user.has_role(Role.ADMIN):
-        grants = grants.filter(member=user)
+    grants = visible_grants(user).select_related("key", "member")
     states = []
     for grant in grants:
         for cap, period in (

@@ -15,14 +15,12 @@ from django.core.files.uploadhandler import (
     StopUpload,
     TemporaryFileUploadHandler,
 )
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.models import User
-from rivya_dashboard.console.generations import history_key_ids
 from rivya_dashboard.console.models import UploadedFile
 from rivya_dashboard.console.schema_form import MEDIA_KINDS, reference_rules
 from rivya_dashboard.console.upload_relay import BrokenRelay, RelayUploadHandler
@@ -193,13 +191,6 @@ def remember_upload(
         duration_token=str(remote.get("duration_token") or "")[:500],
         expires_at=_expiry(remote),
     )
-
-
-def visible_files(user: User) -> QuerySet[UploadedFile]:
-    files = UploadedFile.objects.all()
-    if user.is_admin:
-        return files
-    return files.filter(Q(uploader=user) | Q(key__in=history_key_ids(user)))
 
 
 def pickable_files(key: ApiKey, kinds: list[str]) -> list[UploadedFile]:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -38,7 +38,7 @@ from rivya_dashboard.rivya.errors import (
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.crypto import DecryptionError
 from rivya_dashboard.vault.grants import GrantRefused, check_grant
-from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
+from rivya_dashboard.vault.models import Action, ApiKey, LedgerEntry
 
 logger = logging.getLogger(__name__)
 
@@ -380,21 +380,3 @@ def do_delete(generation: Generation) -> None:
     """Remove a job from the console's history with its cached files; Rivya keeps its own copy."""
     media_cache.do_remove_cached(list(generation.outputs.all()))
     generation.delete()
-
-
-def visible_generations(user: User) -> QuerySet[Generation]:
-    """Owners and admins see every job; other members their own and those of keys they may read."""
-    jobs = Generation.objects.all()
-    if user.is_admin:
-        return jobs
-    return jobs.filter(Q(member=user) | Q(key__in=history_key_ids(user)))
-
-
-def history_key_ids(user: User) -> list[int]:
-    now = timezone.now()
-    grants = KeyGrant.objects.filter(member=user)
-    return [
-        grant.key_id
-        for grant in grants
-        if Action.READ_HISTORY in grant.actions and not grant.is_expired(now)
-    ]

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models import Generation, Output, Status
+from rivya_dashboard.visibility import visible_outputs
 
 PAGE_SIZE = 25
 GALLERY_PAGE_SIZE = 24
@@ -54,9 +55,10 @@ class HistoryFilterForm(forms.Form):
         return jobs
 
 
-def gallery_outputs(jobs: QuerySet[Generation]) -> QuerySet[Output]:
+def gallery_outputs(user: User, jobs: QuerySet[Generation]) -> QuerySet[Output]:
     return (
-        Output.objects.filter(generation__in=jobs)
+        visible_outputs(user)
+        .filter(generation__in=jobs)
         .exclude(cached_name="")
         .select_related("generation")
         .order_by("-generation__created_at", "position")

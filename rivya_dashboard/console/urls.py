@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from rivya_dashboard.console.views import catalogue, credits, files, generate, jobs, usage
+from rivya_dashboard.console.views import catalogue, credits, files, generate, jobs, ledger, usage
 
 urlpatterns = [
     path("models/", catalogue.catalogue, name="models"),
@@ -28,6 +28,8 @@ urlpatterns = [
     path("credits/", credits.credits_page, name="credits"),
     path("credits/<int:pk>/refresh/", credits.credits_refresh, name="credits-refresh"),
     path("credits/<int:pk>/alert/", credits.credits_alert, name="credits-alert"),
+    path("ledger/", ledger.ledger_page, name="ledger"),
+    path("ledger/export.csv", ledger.ledger_export, name="ledger-export"),
     path("usage/", usage.usage_page, name="usage"),
     path("usage/export.csv", usage.usage_export, name="usage-export"),
     path("files/", files.files_page, name="files"),

@@ -67,12 +67,13 @@ DIMENSIONS = {
 COLUMNS = {"member": "member_name", "key": "key_label", "model": "model", "operation": "operation"}
 
 
-def usage_form(params: dict[str, str]) -> "UsageFilterForm":
-    """A bound form whose empty dates show the default range instead of blank inputs."""
+def usage_form(params: dict[str, str], entries: QuerySet[LedgerEntry]) -> "UsageFilterForm":
+    """A bound form whose empty dates show the default range instead of blank inputs; entries
+    are the ledger rows the member may see (visibility.visible_usage)."""
     start, end = default_range()
     data = {"date_from": start.isoformat(), "date_to": end.isoformat()}
     data.update({name: value for name, value in params.items() if value})
-    return UsageFilterForm(data)
+    return UsageFilterForm(entries, data)
 
 
 def default_range(today: date | None = None) -> tuple[date, date]:
@@ -114,6 +115,10 @@ class UsageFilterForm(forms.Form):
         },
     )
 
+    def __init__(self, entries: QuerySet[LedgerEntry], *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.entries = entries
+
     def clean(self) -> dict:
         data = super().clean()
         start, end = default_range()
@@ -137,7 +142,7 @@ class UsageFilterForm(forms.Form):
         for name, column in COLUMNS.items():
             value = (data.get(name) or "").strip()
             data[name] = value
-            if value and not LedgerEntry.objects.filter(**{column: value}).exists():
+            if value and not self.entries.filter(**{column: value}).exists():
                 self.add_error(
                     name,
                     _("No call in the ledger has %(field)s “%(value)s”; pick one from the table.")
@@ -153,7 +158,7 @@ class UsageFilterForm(forms.Form):
     def filtered(self) -> QuerySet[LedgerEntry]:
         """The ledger rows of the chosen range and filters; call only on a valid form."""
         data = self.cleaned_data
-        entries = LedgerEntry.objects.filter(
+        entries = self.entries.filter(
             at__gte=day_start(data["date_from"]),
             at__lt=day_start(data["date_to"]) + timedelta(days=1),
         )
@@ -319,10 +324,10 @@ class EstimateGap:
         return round(self.difference * 100 / self.estimated)
 
 
-def estimate_gaps(start: date, end: date) -> list[EstimateGap]:
+def estimate_gaps(jobs: QuerySet[Generation], start: date, end: date) -> list[EstimateGap]:
     """Per model, the console's estimate against what finished jobs were really charged."""
     rows = (
-        Generation.objects.filter(
+        jobs.filter(
             status=Status.SUCCEEDED,
             final_credits__isnull=False,
             created_at__gte=day_start(start),
@@ -356,7 +361,8 @@ def bucket_label(start: datetime, hourly: bool) -> tuple[str, str]:
     return start.strftime("%Y-%m-%d"), formats.date_format(start, "d M")
 
 
-def report(form: UsageFilterForm) -> dict:
+def report(form: UsageFilterForm, jobs: QuerySet[Generation]) -> dict:
+    """The page's figures; jobs are the generations the member may see, for the estimate gaps."""
     data = form.cleaned_data
     entries = form.filtered()
     buckets = series(entries, data["date_from"], data["date_to"], form.hourly)
@@ -386,7 +392,7 @@ def report(form: UsageFilterForm) -> dict:
         "by_label": DIMENSIONS[by],
         "tabs": [(name, label, query(data, by=name)) for name, label in DIMENSIONS.items()],
         "groups": [(g, query(data, by=by, **{by: g.value})) for g in breakdown(entries, by)],
-        "gaps": estimate_gaps(data["date_from"], data["date_to"]),
+        "gaps": estimate_gaps(jobs, data["date_from"], data["date_to"]),
         "drilled": list(drilled[:DRILL_ROWS]) if drilled is not None else None,
         "drilled_count": drilled.count() if drilled is not None else 0,
         "hourly": form.hourly,

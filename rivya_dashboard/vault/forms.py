@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.date_range import DateRangeForm
 from rivya_dashboard.vault.models import (
+    READ_ONLY_ACTIONS,
     Action,
     ApiKey,
     Environment,
@@ -101,6 +102,10 @@ def cap_field(label: str, help_text: str) -> forms.IntegerField:
     )
 
 
+def member_label(member: User) -> str:
+    return f"{member.get_username()} ({member.get_role_display()})"
+
+
 class GrantForm(forms.ModelForm):
     actions = forms.MultipleChoiceField(
         label=_("Allowed actions"),
@@ -126,13 +131,14 @@ class GrantForm(forms.ModelForm):
         if self.instance.pk:
             del self.fields["member"]
         else:
-            # Owners and admins use every key already; viewers cannot call the API.
+            # Owners and admins use every key already; viewers may hold read-only actions.
             taken = key.grants.values("member")
             self.fields["member"].queryset = (
-                User.objects.filter(role=Role.OPERATOR, is_active=True)
+                User.objects.filter(role__in=[Role.OPERATOR, Role.VIEWER], is_active=True)
                 .exclude(pk__in=taken)
                 .order_by("username")
             )
+            self.fields["member"].label_from_instance = member_label
 
     def clean_member(self) -> User:
         member = self.cleaned_data["member"]
@@ -150,6 +156,22 @@ class GrantForm(forms.ModelForm):
                 % {"actions": labels}
             )
         return [a for a in Action.values if a in actions]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        member = self.instance.member if self.instance.pk else data.get("member")
+        beyond = set(data.get("actions") or []) - set(READ_ONLY_ACTIONS)
+        if member is not None and member.role == Role.VIEWER and beyond:
+            allowed = ", ".join(str(Action(a).label) for a in READ_ONLY_ACTIONS)
+            self.add_error(
+                "actions",
+                _(
+                    "%(name)s is a viewer: a viewer's grant holds read-only actions only "
+                    "(%(allowed)s). Untick the others, or make them an operator on the Team page."
+                )
+                % {"name": member.get_username(), "allowed": allowed},
+            )
+        return data
 
     def clean_expires_at(self) -> datetime | None:
         expires = self.cleaned_data.get("expires_at")
@@ -173,8 +195,15 @@ class LedgerFilterForm(DateRangeForm):
         choices=[("", _("Any")), ("ok", _("Succeeded")), ("failed", _("Failed"))],
     )
 
+    def __init__(self, entries: QuerySet[LedgerEntry], *args, **kwargs) -> None:
+        """entries: the rows the member may see; the filters narrow them, never widen them."""
+        super().__init__(*args, **kwargs)
+        self.entries = entries
+        members = User.objects.filter(pk__in=entries.values("member"))
+        self.fields["member"].queryset = members.order_by("username")
+
     def filtered(self) -> QuerySet[LedgerEntry]:
-        entries = LedgerEntry.objects.all()
+        entries = self.entries
         if not self.is_bound:
             return entries
         if not self.is_valid():

@@ -18,7 +18,14 @@ from django.utils.translation import gettext as _
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.vault.forms import GrantForm
-from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, KeyStatus, LedgerEntry
+from rivya_dashboard.vault.models import (
+    READ_ONLY_ACTIONS,
+    Action,
+    ApiKey,
+    KeyGrant,
+    KeyStatus,
+    LedgerEntry,
+)
 
 
 class GrantRefused(Exception):
@@ -55,22 +62,37 @@ def credits_spent(member: User, key: ApiKey, since: datetime) -> Decimal:
 
 
 def visible_keys(user: User) -> QuerySet[ApiKey]:
-    """Owners and admins see every key, operators their granted keys, viewers none."""
+    """Owners and admins see every key; operators and viewers the keys granted to them."""
     if user.has_role(Role.ADMIN):
         return ApiKey.objects.all()
-    if user.has_role(Role.OPERATOR):
+    if user.has_role(Role.VIEWER):
         return ApiKey.objects.filter(grants__member=user).distinct()
     return ApiKey.objects.none()
 
 
+def may_hold(user: User, action: str) -> bool:
+    """Whether the member's role allows the action at all: viewers only read."""
+    if user.has_role(Role.OPERATOR):
+        return True
+    return user.has_role(Role.VIEWER) and action in READ_ONLY_ACTIONS
+
+
+def granted_key_ids(user: User, action: str, now: datetime | None = None) -> list[int]:
+    """Keys on which the member holds an unexpired grant with action (admins hold none: they
+    need none)."""
+    if not may_hold(user, action):
+        return []
+    now = now or timezone.now()
+    grants = KeyGrant.objects.filter(member=user).only("key_id", "actions", "expires_at")
+    return [g.key_id for g in grants if action in g.actions and not g.is_expired(now)]
+
+
 def usable_keys(user: User, action: str, now: datetime | None = None) -> list[ApiKey]:
     """Active keys the member may use for action, for the key pickers of other pages."""
-    now = now or timezone.now()
     keys = visible_keys(user).filter(status=KeyStatus.ACTIVE)
     if user.has_role(Role.ADMIN):
         return list(keys)
-    grants = KeyGrant.objects.filter(member=user, key__in=keys).select_related("key")
-    return [g.key for g in grants if action in g.actions and not g.is_expired(now)]
+    return list(keys.filter(pk__in=granted_key_ids(user, action, now)))
 
 
 def check_grant(
@@ -86,9 +108,12 @@ def check_grant(
         )
     if user.has_role(Role.ADMIN):
         return None
-    if not user.has_role(Role.OPERATOR):
+    if not may_hold(user, action):
         raise GrantRefused(
-            _("Viewers can read history but not call the API. Ask the owner for the operator role.")
+            _(
+                "Viewers may only browse models and credits and read history on the keys granted "
+                "to them. Ask the owner for the operator role to do more."
+            )
         )
     grant = KeyGrant.objects.filter(member=user, key=key).first()
     if grant is None:

@@ -36,6 +36,10 @@ class Action(models.TextChoices):
     MANAGE_WEBHOOKS = "manage_webhooks", _("Manage webhooks")
 
 
+# The only actions a viewer's grant may hold: they read, never call what spends or changes.
+READ_ONLY_ACTIONS: tuple[str, ...] = (Action.BROWSE, Action.READ_HISTORY)
+
+
 # The API scopes each console action needs (contract §2.3).
 ACTION_SCOPES: dict[str, tuple[str, ...]] = {
     Action.BROWSE: ("credits:read",),

@@ -14,6 +14,4 @@ urlpatterns = [
     path("keys/<int:pk>/grants/", views.grant_create, name="grant-create"),
     path("grants/<int:pk>/", views.grant_edit, name="grant-edit"),
     path("grants/<int:pk>/revoke/", views.grant_revoke, name="grant-revoke"),
-    path("ledger/", views.ledger_page, name="ledger"),
-    path("ledger/export.csv", views.ledger_export, name="ledger-export"),
 ]

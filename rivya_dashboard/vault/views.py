@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -13,16 +12,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
-from rivya_dashboard.csv_export import csv_download
 from rivya_dashboard.vault import grants, keys
 from rivya_dashboard.vault.forms import (
     GrantForm,
     KeyAddForm,
     KeyDeleteForm,
     KeyReplaceForm,
-    LedgerFilterForm,
     StatusForm,
-    ledger_csv_rows,
 )
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 
@@ -214,25 +210,3 @@ def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         % {"name": grant.member.get_username(), "label": grant.key.label},
     )
     return redirect("key-detail", pk=grant.key.pk)
-
-
-@role_required(Role.VIEWER)
-@require_GET
-def ledger_page(request: HttpRequest) -> HttpResponse:
-    form = LedgerFilterForm(request.GET or None)
-    entries = form.filtered()
-    context = {"form": form, "entries": entries[:200], "total": entries.count()}
-    status = 400 if form.errors else 200
-    template = "vault/ledger.html#ledger-table" if request.htmx else "vault/ledger.html"
-    return render(request, template, context, status=status)
-
-
-@role_required(Role.VIEWER)
-@require_GET
-def ledger_export(request: HttpRequest) -> HttpResponse:
-    form = LedgerFilterForm(request.GET or None)
-    if form.errors:
-        context = {"form": form, "entries": [], "total": 0}
-        return render(request, "vault/ledger.html", context, status=400)
-    stamp = timezone.now().strftime("%Y%m%d")
-    return csv_download(ledger_csv_rows(form.filtered()), f"rivya-ledger-{stamp}.csv")

@@ -96,7 +96,8 @@ ACCESS: dict[str, Access] = {
     "file-upload": Access(Role.OPERATOR, method="POST"),
     "file-detail": Access(Role.VIEWER, kwargs={"pk": 1}),
     "credits": Access(Role.VIEWER),
-    "credits-refresh": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
+    # Reading a balance is "Browse models and credits", which a viewer's grant may hold.
+    "credits-refresh": Access(Role.VIEWER, method="POST", kwargs={"pk": 1}),
     "credits-alert": Access(Role.ADMIN, method="POST", kwargs={"pk": 1}),
     "usage": Access(Role.VIEWER),
     "usage-export": Access(Role.VIEWER),

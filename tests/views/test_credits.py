@@ -242,11 +242,15 @@ def test_removing_the_alert_url(owner_client, vault_key, monkeypatch):
     assert BalanceAlert.objects.get().alert_url == ""
 
 
-def test_viewers_see_balances_but_no_alert_settings_or_read_button(clients, vault_key):
+def test_a_viewer_sees_a_balance_only_through_a_browse_grant(clients, members, vault_key):
     BalanceReading.objects.create(key=vault_key, credits=321)
     page = clients[Role.VIEWER].get(reverse("credits")).content.decode()
-    assert "321" in page
+    assert "321" not in page
     assert reverse("credits-refresh", args=[vault_key.pk]) not in page
+    KeyGrant.objects.create(member=members[Role.VIEWER], key=vault_key, actions=["browse"])
+    page = clients[Role.VIEWER].get(reverse("credits")).content.decode()
+    assert "321" in page
+    assert reverse("credits-refresh", args=[vault_key.pk]) in page
     assert "Save alert" not in page
 
 

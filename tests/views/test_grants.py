@@ -39,9 +39,18 @@ def test_owners_and_admins_need_no_grant(members, vault_key):
     assert check_grant(members[Role.ADMIN], vault_key, "manage_webhooks") is None
 
 
-def test_viewers_never_call_the_api(members, vault_key):
-    with pytest.raises(GrantRefused, match="Viewers can read history"):
-        check_grant(members[Role.VIEWER], vault_key, "browse")
+def test_a_viewer_with_a_read_only_grant_may_browse_and_nothing_else(members, vault_key):
+    viewer = members[Role.VIEWER]
+    with pytest.raises(GrantRefused, match="no grant"):
+        check_grant(viewer, vault_key, "browse")
+    # A grant written before the member became a viewer still opens read-only actions only.
+    grant_for(viewer, vault_key, actions=["browse", "read_history", "generate"])
+    assert check_grant(viewer, vault_key, "browse").member == viewer
+    for action in ("generate", "upload", "chat", "manage_webhooks"):
+        with pytest.raises(GrantRefused, match="Viewers may only browse models and credits"):
+            check_grant(viewer, vault_key, action)
+    assert usable_keys(viewer, "browse") == [vault_key]
+    assert usable_keys(viewer, "generate") == []
 
 
 def test_an_operator_needs_a_grant_with_the_action(members, vault_key):
@@ -220,3 +229,34 @@ def test_operator_sees_their_grant_and_spend(clients, members, vault_key):
     spend(operator, vault_key, 12, at=timezone.now())
     page = clients[Role.OPERATOR].get(reverse("keys")).content.decode()
     assert "Your grants" in page and "12 / 100" in page
+
+
+def test_the_grant_form_lists_viewers_with_their_role(clients, members, vault_key):
+    page = clients[Role.ADMIN].get(reverse("key-detail", args=[vault_key.pk])).content.decode()
+    assert f'<option value="{members[Role.VIEWER].pk}">viewer (Viewer)</option>' in page
+    assert f'<option value="{members[Role.OPERATOR].pk}">operator (Operator)</option>' in page
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_viewer_is_granted_read_only_actions_only(clients, members, vault_key, htmx):
+    viewer = members[Role.VIEWER]
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    refused = clients[Role.ADMIN].post(
+        reverse("grant-create", args=[vault_key.pk]),
+        {"member": viewer.pk, "actions": ["browse", "generate"]},
+        **headers,
+    )
+    assert refused.status_code == 400
+    assert "a viewer&#x27;s grant holds read-only actions only" in refused.content.decode()
+    assert not KeyGrant.objects.exists()
+    granted = post_grant(
+        clients[Role.ADMIN], vault_key, member=viewer.pk, actions=["browse", "read_history"]
+    )
+    assert granted.status_code == 302
+    grant = KeyGrant.objects.get(member=viewer)
+    changed = clients[Role.ADMIN].post(
+        reverse("grant-edit", args=[grant.pk]), {"actions": ["read_history", "chat"]}
+    )
+    assert changed.status_code == 400 and "read-only actions only" in changed.content.decode()
+    grant.refresh_from_db()
+    assert grant.actions == ["browse", "read_history"]

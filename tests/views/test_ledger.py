@@ -97,13 +97,13 @@ def seed(members, vault_key):
 
 def test_the_page_lists_and_filters(clients, members, vault_key):
     seed(members, vault_key)
-    page = clients[Role.VIEWER].get(reverse("ledger")).content.decode()
+    page = clients[Role.ADMIN].get(reverse("ledger")).content.decode()
     assert "req_ok" in page and "req_bad" in page and "Old key" in page
-    failed = clients[Role.VIEWER].get(reverse("ledger"), {"outcome": "failed"}).content.decode()
+    failed = clients[Role.ADMIN].get(reverse("ledger"), {"outcome": "failed"}).content.decode()
     assert "req_bad" in failed and "req_ok" not in failed
-    mine = clients[Role.VIEWER].get(reverse("ledger"), {"member": members[Role.OPERATOR].pk})
+    mine = clients[Role.ADMIN].get(reverse("ledger"), {"member": members[Role.OPERATOR].pk})
     assert "req_ok" in mine.content.decode() and "req_bad" not in mine.content.decode()
-    by_key = clients[Role.VIEWER].get(reverse("ledger"), {"key": "old KEY"}).content.decode()
+    by_key = clients[Role.ADMIN].get(reverse("ledger"), {"key": "old KEY"}).content.decode()
     assert "req_bad" in by_key and "req_ok" not in by_key
 
 
@@ -143,7 +143,7 @@ def test_a_bad_export_filter_is_a_400_page(clients):
 
 def test_csv_export_follows_the_filters(clients, members, vault_key):
     seed(members, vault_key)
-    response = clients[Role.VIEWER].get(reverse("ledger-export"), {"outcome": "failed"})
+    response = clients[Role.ADMIN].get(reverse("ledger-export"), {"outcome": "failed"})
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:4] == ["time_utc", "member", "key", "operation"]

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import alerts, charts, credits
@@ -14,7 +15,7 @@ from rivya_dashboard.vault.models import Action, ApiKey
 
 
 def page_context(user: User, chosen: str | None, alert_forms: dict | None = None) -> dict:
-    keys = list(ApiKey.objects.filter(status="active"))
+    keys = list(visibility.visible_balance_keys(user).filter(status="active"))
     found = credits.balances(keys)
     shown = next((key for key in keys if str(key.pk) == chosen), keys[0] if keys else None)
     history = credits.balance_history(shown) if shown else []
@@ -43,7 +44,7 @@ def credits_page(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_POST
 def credits_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk, status="active")

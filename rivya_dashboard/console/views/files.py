@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import files
@@ -49,7 +50,7 @@ class UploadForm(forms.Form):
 def _page(
     request: HttpRequest, form: UploadForm, status: int = 200, error: str = ""
 ) -> HttpResponse:
-    listing = files.visible_files(request.user).select_related("uploader")
+    listing = visibility.visible_files(request.user).select_related("uploader")
     context = {
         "form": form,
         "page": Paginator(listing, 50).get_page(request.GET.get("page")),
@@ -141,5 +142,5 @@ def _relay_upload(request: HttpRequest, handler: files.CappedUploadHandler) -> H
 @role_required(Role.VIEWER)
 @require_GET
 def file_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    upload = get_object_or_404(files.visible_files(request.user), pk=pk)
+    upload = get_object_or_404(visibility.visible_files(request.user), pk=pk)
     return render(request, "console/file_detail.html", {"file": upload})

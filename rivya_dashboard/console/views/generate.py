@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import generate_form, generations
@@ -46,7 +47,7 @@ def _page(
 def generate(request: HttpRequest) -> HttpResponse:
     source = None
     if request.GET.get("from", "").isdigit():
-        visible = generations.visible_generations(request.user)
+        visible = visibility.visible_generations(request.user)
         source = get_object_or_404(visible, pk=request.GET["from"])
     model_id = source.model_id if source else request.GET.get("model")
     key_id = source.key_id if source else request.GET.get("key")

@@ -11,23 +11,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console import compare, generate_form, generations, history, media_cache
-from rivya_dashboard.console.models import Generation, Output
+from rivya_dashboard.console.models import Generation
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
 
 
 def _visible_job(request: HttpRequest, pk: int) -> Generation:
-    visible = generations.visible_generations(request.user).select_related("key")
+    visible = visibility.visible_generations(request.user).select_related("key")
     return get_object_or_404(visible, pk=pk)
 
 
 @role_required(Role.VIEWER)
 @require_GET
 def history_page(request: HttpRequest) -> HttpResponse:
-    visible = generations.visible_generations(request.user)
+    visible = visibility.visible_generations(request.user)
     filters = history.HistoryFilterForm(visible, request.GET or None)
     page = Paginator(filters.apply(visible), history.PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -49,9 +50,9 @@ def _query_without_page(request: HttpRequest) -> str:
 @role_required(Role.VIEWER)
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    visible = generations.visible_generations(request.user)
+    visible = visibility.visible_generations(request.user)
     filters = history.HistoryFilterForm(visible, request.GET or None)
-    outputs = history.gallery_outputs(filters.apply(visible))
+    outputs = history.gallery_outputs(request.user, filters.apply(visible))
     page = Paginator(outputs, history.GALLERY_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "query": _query_without_page(request)}
     template = "console/gallery.html#tiles" if request.htmx else "console/gallery.html"
@@ -88,8 +89,9 @@ def job_row(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
     """The cached copy, to members who can see the job; never a public media URL."""
-    generation = _visible_job(request, pk)
-    output = get_object_or_404(Output, generation=generation, position=position)
+    output = get_object_or_404(
+        visibility.visible_outputs(request.user), generation=pk, position=position
+    )
     path = media_cache.cached_path(output)
     if path is None or not path.is_file():
         raise Http404(_("This output is not cached; open the original link."))
@@ -150,7 +152,7 @@ def side_by_side(request: HttpRequest) -> HttpResponse:
     batch = request.GET.get("batch", "")
     jobs = []
     if _is_uuid(batch):
-        visible = generations.visible_generations(request.user)
+        visible = visibility.visible_generations(request.user)
         jobs = list(visible.filter(batch=batch).order_by("id"))
     status = 400 if form.errors else 200
     return render(request, "console/compare.html", {"form": form, "jobs": jobs}, status=status)
