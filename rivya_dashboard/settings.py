@@ -139,6 +139,8 @@ RIVYA_LOGIN_MAX_FAILURES = env_int("RIVYA_LOGIN_MAX_FAILURES", 5, minimum=1)
 RIVYA_INVITE_DAYS = env_int("RIVYA_INVITE_DAYS", 7, minimum=1)
 # Whether owners and admins need a second factor, until the owner decides on the Security page.
 RIVYA_MFA_REQUIRED = env_bool("RIVYA_MFA_REQUIRED", True)
+# Sensitive actions ask for the password again when it was last confirmed longer ago than this.
+RIVYA_REAUTH_MINUTES = env_int("RIVYA_REAUTH_MINUTES", 10, minimum=1)
 
 # Sessions: absolute lifetime is the cookie age; the idle limit is enforced by
 # SessionLifetimeMiddleware, which refreshes its timestamp at most once a minute.

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
-from rivya_dashboard.accounts import second_factor
+from rivya_dashboard.accounts import reauth, second_factor
 from rivya_dashboard.accounts.models import User
 
 # Paths that work before the owner exists: machine endpoints, the setup page itself and the
@@ -60,6 +60,8 @@ def stamp_session_start(sender: type, request: HttpRequest, user: User, **kwargs
     # A password alone proves no second factor, whatever this browser proved before.
     request.session.pop(second_factor.VERIFIED_KEY, None)
     request.session.pop(RECHECK_KEY, None)
+    # Signing in with the password counts as confirming it for sensitive actions.
+    reauth.stamp_authenticated(request)
 
 
 def session_expiry_reason(session: SessionBase, now: int) -> str | None:
@@ -127,7 +129,8 @@ SECOND_FACTOR_EXEMPT_PREFIXES = (
     "/hooks/",
 )
 VERIFY_PREFIX = "/accounts/verify/"
-ENROL_PREFIX = "/accounts/security/"
+# A member who must enrol may confirm the password that enrolment asks for.
+ENROL_PREFIXES = ("/accounts/security/", "/accounts/confirm/")
 RECHECK_KEY = "rivya_mfa_checked"
 RECHECK_SECONDS = 60
 
@@ -160,7 +163,7 @@ class SecondFactorMiddleware:
                 return self.get_response(request)
             return step_to(request, "mfa-verify")
         if second_factor.factor_required(request.user):
-            if request.path.startswith(ENROL_PREFIX):
+            if request.path.startswith(ENROL_PREFIXES):
                 return self.get_response(request)
             messages.info(
                 request,

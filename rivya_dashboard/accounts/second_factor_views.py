@@ -4,7 +4,6 @@ and the owner's Security page (the team's requirement, resets)."""
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
@@ -14,6 +13,7 @@ from rivya_dashboard.accounts import second_factor
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.forms import SecondFactorCodeForm, SecurityPolicyForm
 from rivya_dashboard.accounts.models import Role, TotpDevice, User
+from rivya_dashboard.accounts.reauth import recent_auth_required, safe_next
 from rivya_dashboard.accounts.roles import role_required
 
 
@@ -34,6 +34,7 @@ def my_security_context(request: HttpRequest) -> dict:
 
 
 @role_required(Role.VIEWER)
+@recent_auth_required
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def totp_enrol(request: HttpRequest) -> HttpResponse:
@@ -68,6 +69,7 @@ def show_recovery_codes(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
+@recent_auth_required
 @require_POST
 def recovery_codes(request: HttpRequest) -> HttpResponse:
     if not second_factor.has_factor(request.user):
@@ -77,6 +79,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
+@recent_auth_required
 @require_POST
 def totp_remove(request: HttpRequest) -> HttpResponse:
     try:
@@ -118,14 +121,6 @@ def verify(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/verify.html", context, status=status)
 
 
-def safe_next(request: HttpRequest) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    allowed = url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return candidate if allowed else ""
-
-
 def recovery_left_message(member: User) -> str:
     left = second_factor.recovery_codes_left(member)
     return ngettext(
@@ -162,6 +157,7 @@ def security_context(form: SecurityPolicyForm, policy: object) -> dict:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def security_policy(request: HttpRequest) -> HttpResponse:
     form = SecurityPolicyForm(request.POST)
@@ -174,6 +170,7 @@ def security_policy(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def member_mfa_reset(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(User, pk=pk)

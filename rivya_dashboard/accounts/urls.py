@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rivya_dashboard.accounts import second_factor_views, views
+from rivya_dashboard.accounts import reauth_views, second_factor_views, views
 
 urlpatterns = [
     path("login/", views.sign_in, name="login"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("security/authenticator/remove/", second_factor_views.totp_remove, name="totp-remove"),
     path("security/recovery-codes/", second_factor_views.recovery_codes, name="recovery-codes"),
     path("verify/", second_factor_views.verify, name="mfa-verify"),
+    path("confirm/", reauth_views.confirm, name="reauth-confirm"),
     path("team-security/", second_factor_views.security_page, name="security"),
     path("team-security/policy/", second_factor_views.security_policy, name="security-policy"),
     path(

@@ -27,6 +27,7 @@ from rivya_dashboard.accounts.forms import (
 )
 from rivya_dashboard.accounts.middleware import setup_done
 from rivya_dashboard.accounts.models import Invite, Role, User, hash_token
+from rivya_dashboard.accounts.reauth import recent_auth_required
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.csv_export import csv_download
 
@@ -85,6 +86,7 @@ def team_context(invite_form: InviteForm) -> dict:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def invite_create(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
@@ -98,6 +100,7 @@ def invite_create(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def invite_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     invite = get_object_or_404(Invite, pk=pk)
@@ -137,6 +140,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def member_role(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(User, pk=pk)
@@ -159,6 +163,7 @@ def member_role(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.OWNER)
+@recent_auth_required
 @require_POST
 def member_active(request: HttpRequest, pk: int) -> HttpResponse:
     member = get_object_or_404(User, pk=pk)

@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.reauth import recent_auth_required
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.sandbox.control_actions import (
     do_create_key,
@@ -167,6 +168,7 @@ def control_behaviour(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 @sandbox_on
 def control_faults(request: HttpRequest) -> HttpResponse:

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.reauth import recent_auth_required
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.vault import grants, keys
 from rivya_dashboard.vault.forms import (
@@ -37,6 +38,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @sensitive_post_parameters("secret")
 @require_http_methods(["GET", "POST"])
 def key_add(request: HttpRequest) -> HttpResponse:
@@ -74,6 +76,7 @@ def added_message(key: ApiKey) -> str:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 def key_sandbox(request: HttpRequest) -> HttpResponse:
     try:
@@ -115,6 +118,7 @@ def key_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @sensitive_post_parameters("secret")
 @require_http_methods(["GET", "POST"])
 def key_replace(request: HttpRequest, pk: int) -> HttpResponse:
@@ -135,6 +139,7 @@ def key_replace(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 def key_status(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk)
@@ -152,6 +157,7 @@ def key_status(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_http_methods(["GET", "POST"])
 def key_delete(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk)
@@ -165,6 +171,7 @@ def key_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=pk)
@@ -185,6 +192,7 @@ def grant_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_http_methods(["GET", "POST"])
 def grant_edit(request: HttpRequest, pk: int) -> HttpResponse:
     grant = get_object_or_404(KeyGrant.objects.select_related("key", "member"), pk=pk)
@@ -200,6 +208,7 @@ def grant_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     grant = get_object_or_404(KeyGrant.objects.select_related("key", "member"), pk=pk)

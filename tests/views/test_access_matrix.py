@@ -41,6 +41,7 @@ ACCESS: dict[str, Access] = {
     "totp-remove": Access(Role.VIEWER, method="POST"),
     "recovery-codes": Access(Role.VIEWER, method="POST"),
     "mfa-verify": Access(Role.VIEWER),
+    "reauth-confirm": Access(Role.VIEWER),
     "security": Access(Role.ADMIN),
     "security-policy": Access(Role.OWNER, method="POST"),
     "member-mfa-reset": Access(Role.OWNER, method="POST", kwargs={"pk": "target"}),

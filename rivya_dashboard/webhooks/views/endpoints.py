@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.reauth import recent_auth_required
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
@@ -221,6 +222,7 @@ def webhook_status(request: HttpRequest, key_pk: int, endpoint_id: str) -> HttpR
 
 
 @role_required(Role.ADMIN)
+@recent_auth_required
 @require_POST
 def webhook_rotate(request: HttpRequest, key_pk: int, endpoint_id: str) -> HttpResponse:
     key = chosen_key(request, key_pk)
