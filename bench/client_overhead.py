@@ -131,20 +131,19 @@ def main() -> int:
     parser.add_argument("--key", help="sandbox key for --url")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rivya_dashboard.settings")
-    from rivya_dashboard.rivya.client import shared_session
     from tests.inprocess import in_process_session
 
     own = measure(
         "in-process stub server", STUB_BASE, "k", in_process_session(stub_app), args.calls
     )
     if args.url:
-        measure("over HTTP", args.url, args.key, shared_session(), args.calls)
+        measure("over HTTP", args.url, args.key, requests.Session(), args.calls)
     else:
         with (
             tempfile.TemporaryDirectory(prefix="rivya-bench-") as data_dir,
             console(data_dir) as (base, key, _server),
         ):
-            measure("over HTTP (127.0.0.1, runserver)", base, key, shared_session(), args.calls)
+            measure("over HTTP (127.0.0.1, runserver)", base, key, requests.Session(), args.calls)
             import django
 
             django.setup()

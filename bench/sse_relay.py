@@ -64,16 +64,15 @@ from django.core.management import call_command
 from django.test import Client
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models_catalog import do_store_catalogue
-from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.vault.models import ApiKey
 out = StringIO()
 call_command("sandbox_key", "--credits", "100000000", stdout=out)
 raw = out.getvalue().strip().splitlines()[-1]
 owner = User.objects.create_user("bench", "bench@example.test", "bench-password-1", role="owner")
-key = ApiKey.objects.create(label="Bench", environment="sandbox", base_url="{upstream}")
+key = ApiKey.objects.create(label="Bench", environment="custom", base_url="{upstream}")
 key.store_secret(raw)
 key.save(update_fields=["secret", "last4"])
-do_store_catalogue(RivyaClient("{upstream}", raw).list_models())
+do_store_catalogue(key.client().list_models())
 client = Client()
 client.force_login(owner)
 print(json.dumps({{"raw": raw, "key": key.pk, "cookie": client.cookies["sessionid"].value}}))
@@ -123,6 +122,8 @@ def servers(workers: int, threads: int) -> Iterator[tuple[str, str, dict]]:
             "RIVYA_SANDBOX_RATE_LIMIT": "100000000",
             "RIVYA_LOG_LEVEL": "WARNING",
             "RIVYA_MFA_REQUIRED": "0",
+            # The upstream is a second server on 127.0.0.1, reached as rivya.ai would be.
+            "RIVYA_ALLOW_PRIVATE_BASE_URLS": "1",
         }
         started = []
         try:

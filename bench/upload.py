@@ -148,7 +148,7 @@ def sign_in(origin: str) -> requests.Session:
 def direct_upload(api: str, raw_key: str, size: int) -> float:
     from rivya_dashboard.rivya.client import RivyaClient
 
-    client = RivyaClient(api, raw_key, timeout=(3.05, 600.0))
+    client = RivyaClient(api, raw_key, session=requests.Session(), timeout=(3.05, 600.0))
     start = time.perf_counter()
     answer = client.upload_file(ZeroFile(size), kind="video", filename="direct.mp4")
     seconds = time.perf_counter() - start

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -58,7 +60,7 @@ def rss_mb(pid: int | str = "self") -> float:
 def upload(base: str, key: str, megabytes: int, server_pid: int | None) -> float:
     from rivya_dashboard.rivya.client import RivyaClient
 
-    client = RivyaClient(base, key, timeout=(3.05, 600.0))
+    client = RivyaClient(base, key, session=requests.Session(), timeout=(3.05, 600.0))
     size = megabytes * 1024 * 1024
     baseline = rss_mb()
     server_baseline = rss_mb(server_pid) if server_pid else 0.0

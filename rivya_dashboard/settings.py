@@ -25,6 +25,12 @@ DEBUG = env_bool("RIVYA_DEBUG", False)
 ALLOWED_HOSTS = env_list("RIVYA_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("RIVYA_CSRF_TRUSTED_ORIGINS", [])
 RIVYA_PUBLIC_URL = env_str("RIVYA_PUBLIC_URL", "").rstrip("/")
+# Where `serve` listens, passed to its web and worker processes: the console reaches its own
+# sandbox here when RIVYA_PUBLIC_URL is empty (rivya_dashboard/outbound.py), never at a Host
+# header a request brought.
+RIVYA_LISTEN_URL = env_str("RIVYA_LISTEN_URL", "").rstrip("/")
+# Outbound HTTP ignores proxy variables from the environment; this names a proxy explicitly.
+RIVYA_OUTBOUND_PROXY = env_str("RIVYA_OUTBOUND_PROXY", "")
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -52,6 +52,8 @@ def no_real_network():
 def _data_dir(settings, tmp_path):
     # The vault's keyring file is created in DATA_DIR on first use: never the real one.
     settings.DATA_DIR = tmp_path
+    # The address serve would pass on: the test client's host, where the sandbox answers.
+    settings.RIVYA_LISTEN_URL = "http://testserver"
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
@@ -151,11 +153,13 @@ def sandbox_client(sandbox_key):
 @pytest.fixture
 def api_in_process(monkeypatch):
     """Every stored key's client reaches this project's sandbox in-process, whatever its URL."""
+    from rivya_dashboard import outbound
     from rivya_dashboard.vault import transport
     from tests.inprocess import in_process_session
 
     session = in_process_session()
-    monkeypatch.setattr(transport, "session_for", lambda environment: session)
+    monkeypatch.setattr(transport, "session_for", lambda base_url: session)
+    monkeypatch.setattr(outbound, "session_for_url", lambda url, **kwargs: session)
     return session
 
 

@@ -9,11 +9,11 @@ import threading
 import time
 from decimal import Decimal
 
-import requests
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.chat.models import ChatEvent, ChatSession, ChatTurn
 from rivya_dashboard.chat.relay import LIVE, Frame, LiveTurn
 from rivya_dashboard.rivya.client import (
@@ -41,14 +41,14 @@ SETTLE_POLL_SECONDS = 0.1
 _reading = threading.local()
 
 
-def _remember_upstream(response: requests.Response, *args: object, **kwargs: object) -> None:
+def _remember_upstream(response: outbound.Response, *args: object, **kwargs: object) -> None:
     """Response hook: hands the reply's upstream response to its LiveTurn, so Stop can cut it."""
     live = getattr(_reading, "live", None)
     if live is not None:
         live.upstream = response
 
 
-def watch_responses(session: requests.Session) -> None:
+def watch_responses(session: outbound.Session) -> None:
     hooks = session.hooks["response"]
     if _remember_upstream not in hooks:
         hooks.append(_remember_upstream)

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.chat.models import ChatEvent, ChatTurn
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class LiveTurn:
         self.calling = threading.Event()
         self.started = threading.Event()
         self.stop = threading.Event()
-        self.upstream: requests.Response | None = None
+        self.upstream: outbound.Response | None = None
         self._changed = threading.Condition()
         self._frames: list[Frame] = []
         self._finished = False

@@ -6,7 +6,6 @@ entry and one POST, and a top-up that lifts it back re-arms the alert.
 
 import logging
 
-import requests
 from django import forms
 from django.db import transaction
 from django.http import HttpRequest
@@ -17,8 +16,8 @@ from django.utils.translation import gettext_lazy
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console.models import BalanceAlert, BalanceReading
+from rivya_dashboard.outbound import RequestFailed, UnsafeURL, check_url, guarded_session
 from rivya_dashboard.vault.models import ApiKey
-from rivya_dashboard.vault.ssrf import UnsafeURL, check_url, guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +150,9 @@ def do_notify(alert: BalanceAlert, reading: BalanceReading) -> None:
         # Checked again at send time: the name may resolve elsewhere than when it was saved.
         check_url(alert.alert_url)
         response = guarded_session().post(
-            alert.alert_url, json=payload, timeout=ALERT_TIMEOUT_SECONDS, allow_redirects=False
+            alert.alert_url, json=payload, timeout=ALERT_TIMEOUT_SECONDS
         )
-    except (UnsafeURL, requests.RequestException, OSError) as exc:
+    except (UnsafeURL, RequestFailed, OSError) as exc:
         # A requests error quotes the URL's path, where chat webhooks keep their secret.
         reason = str(exc) if isinstance(exc, UnsafeURL) else type(exc).__name__
         alert.notify_error = _("The alert could not be sent: %(reason)s") % {"reason": reason}

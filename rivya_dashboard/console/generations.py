@@ -344,7 +344,6 @@ def settle_charge(generation: Generation) -> None:
 
 
 def do_cache_outputs(generation: Generation) -> list[Output]:
-    session = generation.key.client().session if generation.key else None
     outputs = []
     for position, url in enumerate(generation.result_urls):
         # The page links the original: only web addresses, never javascript: or data: ones.
@@ -353,8 +352,8 @@ def do_cache_outputs(generation: Generation) -> list[Output]:
         output, _created = Output.objects.get_or_create(
             generation=generation, position=position, defaults={"original_url": url}
         )
-        if not output.cached_name and session is not None:
-            media_cache.do_cache_output(output, session)
+        if not output.cached_name:
+            media_cache.do_cache_output(output)
         outputs.append(output)
     return outputs
 

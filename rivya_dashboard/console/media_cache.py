@@ -9,11 +9,11 @@ import mimetypes
 import os
 from pathlib import Path
 
-import requests
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.console.models import Output
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _extension(content_type: str) -> str:
     return EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ".bin"
 
 
-def _checked_type(response: requests.Response) -> str:
+def _checked_type(response: outbound.Response) -> str:
     content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     if not content_type.startswith(MEDIA_TYPES):
         raise CacheRefused(
@@ -64,7 +64,7 @@ def _checked_type(response: requests.Response) -> str:
     return content_type
 
 
-def _write_capped(response: requests.Response, path: Path) -> int:
+def _write_capped(response: outbound.Response, path: Path) -> int:
     cap = settings.RIVYA_MEDIA_MAX_MB * 1024 * 1024
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > cap:
@@ -86,13 +86,16 @@ def _write_capped(response: requests.Response, path: Path) -> int:
     return size
 
 
-def do_cache_output(output: Output, session: requests.Session) -> Output:
-    """Download one output into the cache; failures are stored on the row, never raised."""
+def do_cache_output(output: Output, session: outbound.Session | None = None) -> Output:
+    """Download one output into the cache; failures are stored on the row, never raised.
+
+    The download goes through the guarded session (the URL came from a remote API), unless it
+    is this console's own sandbox media; tests pass `session` to stay in-process.
+    """
+    session = session or outbound.session_for_url(output.original_url)
     try:
         # No Authorization header: result URLs belong to a media host, not to the API.
-        with session.get(
-            output.original_url, stream=True, timeout=(5, 60), allow_redirects=False
-        ) as response:
+        with session.get(output.original_url, stream=True, timeout=(5, 60)) as response:
             if response.status_code != 200:
                 raise CacheRefused(
                     _("The media host answered HTTP %(status)s; the original link may be gone.")
@@ -104,7 +107,7 @@ def do_cache_output(output: Output, session: requests.Session) -> Output:
             size = _write_capped(response, cache_dir() / name)
     except CacheRefused as exc:
         output.error = str(exc)[:300]
-    except requests.RequestException as exc:
+    except (outbound.RequestFailed, outbound.BlockedAddress) as exc:
         logger.warning("Caching output %s failed: %s", output.pk, type(exc).__name__)
         output.error = _("The media host could not be reached; open the original link.")
     except OSError as exc:

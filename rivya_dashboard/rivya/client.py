@@ -3,26 +3,27 @@
 One method per operation of the contract (../shared/rivya-api-v1.md, section named in each
 method). Answers are the API's JSON objects as plain dicts, unknown fields included, because the
 API may add fields at any time. Failures raise the RivyaError family of errors.py.
+
+The client sends on the session it is given: the console's sessions come from
+rivya_dashboard.outbound, which owns pooling, the address guard, cookies, redirects and the
+User-Agent. This package imports nothing of the project, so it imports requests and urllib3
+only to name their exceptions and types, never to make a session of its own.
 """
 
 import json
 import mimetypes
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
 from typing import IO, Any
 from urllib.parse import quote
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
-from rivya_dashboard import __version__
 from rivya_dashboard.rivya.errors import (
     RivyaError,
     Unavailable,
@@ -32,7 +33,6 @@ from rivya_dashboard.rivya.errors import (
 )
 from rivya_dashboard.rivya.sse import SSEParser
 
-USER_AGENT = f"RivyaConsole/{__version__}"
 # (connect, read): connecting should take milliseconds; a read waits for a slow model at most 30 s.
 DEFAULT_TIMEOUT = (3.05, 30.0)
 MAX_RETRIES = 2
@@ -46,29 +46,6 @@ TRANSIENT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-
-_session: requests.Session | None = None
-_session_lock = threading.Lock()
-
-
-def shared_session() -> requests.Session:
-    """The process-wide pooled session: a new one per call would pay a fresh TCP+TLS handshake."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            # One process serves many teams' keys: nothing a server sets may ride along to another.
-            session.cookies.set_policy(_RefuseCookies())
-            _session = session
-        return _session
-
-
-class _RefuseCookies(DefaultCookiePolicy):
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -142,17 +119,15 @@ class RivyaClient:
         base_url: str,
         api_key: str | None,
         *,
-        session: requests.Session | None = None,
+        session: requests.Session,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-        user_agent: str = USER_AGENT,
         max_retries: int = MAX_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._session = session
+        self.session = session
         self.timeout = timeout
-        self.user_agent = user_agent
         self.max_retries = max_retries
         self._sleep = sleep
         self.rate_limit: RateLimit | None = None
@@ -160,10 +135,6 @@ class RivyaClient:
 
     def __repr__(self) -> str:
         return f"RivyaClient({self.base_url!r})"
-
-    @property
-    def session(self) -> requests.Session:
-        return self._session or shared_session()
 
     # --- Models and contract -----------------------------------------------------------------
 
@@ -496,7 +467,7 @@ class RivyaClient:
             attempt += 1
 
     def _headers(self, extra: dict) -> dict:
-        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         headers.update(extra)

@@ -16,7 +16,6 @@ import json
 import time
 from datetime import datetime, timedelta
 
-import requests
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.signals import post_save
@@ -24,6 +23,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django_tasks import task
 
+from rivya_dashboard import outbound
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.sandbox import choices
 from rivya_dashboard.sandbox.generations import advance, generation_finished, serialize
@@ -47,9 +47,6 @@ SWEEP_SECONDS_WHILE_RUNNING = 1
 LEASE_SECONDS = choices.WEBHOOK_TIMEOUT_SECONDS + 5
 ERROR_LENGTH = 300
 WEBHOOK_FAULT_NAMES = ("bad-signature", "stale-timestamp", "duplicate-delivery", "out-of-order")
-
-# One pooled session per process; redirects are refused per request (§9.3).
-SESSION = requests.Session()
 
 
 def retry_offsets(fast: bool) -> list[timedelta]:
@@ -236,15 +233,15 @@ def post(
     try:
         check_target(delivery.endpoint.url, allow_local=allow_local)
         body, headers = signed_request(delivery, faults)
-        response = send(delivery.endpoint.url, body, headers)
+        response = send(delivery.endpoint.url, body, headers, allow_local)
         if "duplicate-delivery" in faults:
-            send(delivery.endpoint.url, body, headers)
+            send(delivery.endpoint.url, body, headers, allow_local)
     except TargetRejected as error:
         return None, f"Target refused: {error}", elapsed_ms(started)
-    except requests.Timeout:
+    except outbound.Timeout:
         timeout = choices.WEBHOOK_TIMEOUT_SECONDS
         return None, f"No response within {timeout} s.", elapsed_ms(started)
-    except requests.RequestException as error:
+    except outbound.RequestFailed as error:
         return None, f"Connection failed: {type(error).__name__}", elapsed_ms(started)
     duration_ms = elapsed_ms(started)
     if 200 <= response.status_code < 300:
@@ -254,13 +251,12 @@ def post(
     return response.status_code, f"The receiver answered HTTP {response.status_code}.", duration_ms
 
 
-def send(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
-    response = SESSION.post(
-        url,
-        data=body,
-        headers=headers,
-        timeout=choices.WEBHOOK_TIMEOUT_SECONDS,
-        allow_redirects=False,
+def send(url: str, body: bytes, headers: dict[str, str], allow_local: bool) -> outbound.Response:
+    # Redirects are never followed (§9.3); with local targets allowed, loopback and private
+    # addresses may be reached, never link-local (cloud metadata) ones.
+    session = outbound.guarded_session(allow_local=allow_local)
+    response = session.post(
+        url, data=body, headers=headers, timeout=choices.WEBHOOK_TIMEOUT_SECONDS
     )
     response.close()
     return response

@@ -18,11 +18,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import AuthError, NotFound, RivyaError, Unavailable
-from rivya_dashboard.vault import ledger, ssrf, transport
+from rivya_dashboard.vault import ledger, transport
 from rivya_dashboard.vault.models import (
     KEY_PREFIX,
     PRODUCTION_BASE_URL,
@@ -83,20 +84,35 @@ def check_key_format(raw: str) -> str:
     return raw
 
 
-def resolve_base_url(environment: str, custom_url: str, request: HttpRequest | None) -> str:
+def own_sandbox_url() -> str:
+    """Where this console's own sandbox is, from settings only: never from a request's Host."""
+    if not settings.RIVYA_SANDBOX:
+        raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
+    url = outbound.own_sandbox_url()
+    if not url:
+        raise KeyRejected(
+            _(
+                "The console does not know its own address: start it with manage.py serve, or "
+                "set RIVYA_PUBLIC_URL."
+            )
+        )
+    return url
+
+
+def resolve_base_url(environment: str, custom_url: str) -> str:
     if environment == Environment.SANDBOX:
-        if not settings.RIVYA_SANDBOX:
-            raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
-        if request is None and not settings.RIVYA_PUBLIC_URL:
-            raise KeyRejected(_("Set RIVYA_PUBLIC_URL so the console knows its own address."))
-        return transport.sandbox_base_url(request, settings.RIVYA_PUBLIC_URL)
+        return own_sandbox_url()
     if environment == Environment.CUSTOM:
+        if outbound.is_own_sandbox_api(custom_url):
+            # This console's own sandbox: reached on the sandbox's session, which goes nowhere
+            # else, so it needs no loopback exception.
+            return custom_url.rstrip("/")
         try:
-            return ssrf.check_url(
+            return outbound.check_url(
                 custom_url,
                 advice=_("Use the API's public base URL, ending in /api/v1."),
             )
-        except ssrf.UnsafeURL as exc:
+        except outbound.UnsafeURL as exc:
             raise KeyRejected(str(exc)) from None
     return PRODUCTION_BASE_URL
 
@@ -176,7 +192,7 @@ def do_add_key(
     key = ApiKey(
         label=label,
         environment=environment,
-        base_url=resolve_base_url(environment, base_url, request),
+        base_url=resolve_base_url(environment, base_url),
         added_by=actor,
     )
     try:

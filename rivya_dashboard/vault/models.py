@@ -3,12 +3,12 @@
 from datetime import datetime
 from decimal import Decimal
 
-import requests
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.vault import crypto, transport
 
@@ -83,6 +83,12 @@ class ApiKey(models.Model):
         return f"{KEY_PREFIX}…{self.last4}"
 
     @property
+    def is_own_sandbox(self) -> bool:
+        """A key for this console's own sandbox, however it was added (the setup page's button,
+        `add_key --sandbox`, or a custom base URL that is the sandbox's)."""
+        return self.environment == Environment.SANDBOX or outbound.is_own_sandbox_api(self.base_url)
+
+    @property
     def is_active(self) -> bool:
         return self.status == KeyStatus.ACTIVE
 
@@ -94,7 +100,7 @@ class ApiKey(models.Model):
     def reveal(self) -> str:
         return crypto.decrypt(self.secret, row=crypto.binding(self, "secret"))
 
-    def client(self, session: requests.Session | None = None) -> RivyaClient:
+    def client(self, session: outbound.Session | None = None) -> RivyaClient:
         """A RivyaClient for this key, the only way its value leaves the database decrypted.
 
         Raises DecryptionError when the stored value cannot be read. Tests pass `session` to

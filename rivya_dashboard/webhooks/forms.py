@@ -80,11 +80,16 @@ class EndpointForm(forms.Form):
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()
-        # The sandbox may be set to accept local targets (demos); it answers for itself.
-        problem = "" if self.key.environment == "sandbox" else contract_url_problem(url)
+        if url:
+            self.check_url(url)
+        return url
+
+    def check_url(self, url: str) -> None:
+        # This console's own sandbox may be set to accept local targets (demos): it answers for
+        # itself, whichever way its key was added.
+        problem = "" if self.key.is_own_sandbox else contract_url_problem(url)
         if problem:
             raise forms.ValidationError(problem)
-        return url
 
 
 class EndpointCreateForm(EndpointForm):
@@ -111,8 +116,14 @@ class EndpointCreateForm(EndpointForm):
             inbox = data.get("inbox")
             if inbox is None:
                 self.add_error("url", _("Enter the URL, or pick an inbox to deliver to."))
+                return data
+            url = self.receiver_url(inbox)
+            try:
+                self.check_url(url)
+            except forms.ValidationError as error:
+                self.add_error("url", error)
             else:
-                data["url"] = self.receiver_url(inbox)
+                data["url"] = url
         return data
 
 

@@ -1,27 +1,24 @@
 """Replay and live forwarding of stored requests, to targets checked against request forgery.
 
-Targets pass vault.ssrf's checks: public addresses only, peer address re-checked on connect, no
+Targets pass outbound's checks: public addresses only, peer address re-checked on connect, no
 redirects. Loopback and private targets (a local dev server) are allowed only for owners and
-admins, and only with RIVYA_ALLOW_LOCAL_FORWARD on; those go out on a session without the peer
-guard, after the same name check.
+admins, and only with RIVYA_ALLOW_LOCAL_FORWARD on; those go out on outbound's local session,
+whose peer guard still refuses link-local (cloud metadata), multicast and unspecified addresses.
 """
 
 import re
-import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-import urllib3
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.rivya import signing
-from rivya_dashboard.vault import ssrf, transport
 from rivya_dashboard.webhooks.models import ForwardAttempt, Inbox, InboxRequest
 
 TIMEOUT = (3.05, 10.0)
@@ -40,9 +37,6 @@ HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HEADER_VALUE = re.compile(
     r"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
 )
-
-_local_session: requests.Session | None = None
-_lock = threading.Lock()
 
 
 class TargetRefused(Exception):
@@ -66,8 +60,8 @@ def check_target(url: str, *, allow_local: bool) -> str:
     # The SSRF check refuses query strings meant for base URLs; a forward target may have one.
     bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     try:
-        ssrf.check_url(bare, allow_private=allow_local)
-    except ssrf.UnsafeURL as error:
+        outbound.check_url(bare, allow_private=allow_local)
+    except outbound.UnsafeURL as error:
         hint = (
             ""
             if allow_local
@@ -79,17 +73,6 @@ def check_target(url: str, *, allow_local: bool) -> str:
         )
         raise TargetRefused(f"{error}{hint}") from None
     return url
-
-
-def local_session() -> requests.Session:
-    global _local_session
-    with _lock:
-        if _local_session is None:
-            session = requests.Session()
-            session.trust_env = False
-            session.max_redirects = 0
-            _local_session = session
-        return _local_session
 
 
 def outgoing_headers(stored: dict[str, str]) -> dict[str, str]:
@@ -154,15 +137,13 @@ def send(
     target: str, body: bytes, headers: dict[str, str], *, allow_local: bool
 ) -> tuple[int | None, str, int, str]:
     """POST once: (status, response excerpt, duration ms, error)."""
-    session = local_session() if allow_local else transport.guarded_session()
+    session = outbound.guarded_session(allow_local=allow_local)
     started = time.monotonic()
     try:
-        response = session.post(
-            target, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False, stream=True
-        )
-    except requests.Timeout:
+        response = session.post(target, data=body, headers=headers, timeout=TIMEOUT, stream=True)
+    except outbound.Timeout:
         return None, "", elapsed(started), _("No answer within 10 s.")
-    except (requests.RequestException, ssrf.BlockedAddress) as error:
+    except (outbound.RequestFailed, outbound.BlockedAddress) as error:
         return (
             None,
             "",
@@ -170,12 +151,7 @@ def send(
             _("Could not connect: %(error)s") % {"error": type(error).__name__},
         )
     # Only the start of the answer is kept; a huge or endless body is never read in full.
-    try:
-        raw = response.raw.read(EXCERPT_CHARS * 4, decode_content=True) or b""
-    except (urllib3.exceptions.HTTPError, OSError, ValueError):
-        raw = b""
-    finally:
-        response.close()
+    raw = outbound.read_start(response, EXCERPT_CHARS * 4)
     excerpt = raw.decode(response.encoding or "utf-8", "replace")[:EXCERPT_CHARS]
     return response.status_code, excerpt, elapsed(started), ""
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import outbound
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.vault.models import ApiKey
@@ -24,6 +25,15 @@ def receiver_url(inbox: Inbox, request: HttpRequest | None) -> str:
     if settings.RIVYA_PUBLIC_URL:
         return settings.RIVYA_PUBLIC_URL + path
     return request.build_absolute_uri(path) if request else path
+
+
+def delivery_url(inbox: Inbox, key: ApiKey, request: HttpRequest | None) -> str:
+    """The receiver URL an endpoint of `key` delivers to: this console's own sandbox reaches
+    the inbox at the console's own address, never at one taken from a request."""
+    origin = outbound.own_origin()
+    if key.is_own_sandbox and origin:
+        return origin + reverse("inbox-receive", args=[inbox.token])
+    return receiver_url(inbox, request)
 
 
 def preview(secret: str) -> str:

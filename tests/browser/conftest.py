@@ -76,6 +76,16 @@ class WatchedContext:
             context.close()
 
 
+@pytest.fixture(autouse=True)
+def _console_knows_its_address(request: pytest.FixtureRequest, settings) -> None:
+    """The live server is where this console listens, as `serve` would tell its processes."""
+    for name in ("live_server", "console_url"):
+        if name in request.fixturenames:
+            server = request.getfixturevalue(name)
+            settings.RIVYA_LISTEN_URL = getattr(server, "url", server)
+            return
+
+
 @pytest.fixture
 def contexts(browser: Browser, live_server, transactional_db) -> Iterator[WatchedContext]:
     watched = WatchedContext(browser, live_server.url)

@@ -15,7 +15,6 @@ from playwright.sync_api import Browser, Page, expect
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.chat.models import ChatTurn
 from rivya_dashboard.console.models_catalog import do_store_catalogue
-from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.sandbox.faults import set_global_faults
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import ChatMessage, SandboxSettings
@@ -50,7 +49,7 @@ def operator_page(browser: Browser, console_url: str) -> Iterator[Page]:
     key.store_secret(raw)
     key.save(update_fields=["secret", "last4"])
     KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
-    do_store_catalogue(RivyaClient(key.base_url, raw).list_models())
+    do_store_catalogue(key.client().list_models())
     watched = WatchedContext(browser, console_url)
     yield watched.open(operator).new_page()
     watched.close()

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 import requests
 
-from rivya_dashboard import __version__
-from rivya_dashboard.rivya import client as client_module
 from rivya_dashboard.rivya.client import (
     DeltaEvent,
     DoneEvent,
@@ -22,7 +20,6 @@ from rivya_dashboard.rivya.client import (
     RivyaClient,
     SessionEvent,
     ThinkingEvent,
-    shared_session,
 )
 from rivya_dashboard.rivya.errors import (
     AuthError,
@@ -327,13 +324,12 @@ def test_a_request_that_cannot_be_sent_is_a_rivya_error() -> None:
     assert type(caught.value) is RivyaError
 
 
-def test_every_call_has_timeouts_user_agent_and_the_key() -> None:
+def test_every_call_has_timeouts_and_the_key() -> None:
     adapter = FlakyAdapter(0, RuntimeError())
     client, _ = flaky_client(adapter)
     client.get_credits()
     request, kwargs = adapter.sends[0]
     assert kwargs["timeout"] == (3.05, 30.0)
-    assert request.headers["User-Agent"] == f"RivyaConsole/{__version__}"
     assert request.headers["Authorization"] == "Bearer rvya_sk_test"
     assert "Idempotency-Key" not in request.headers
 
@@ -349,17 +345,6 @@ def test_a_client_without_a_key_sends_no_authorization() -> None:
 
 
 # --- Shared session, state -------------------------------------------------------------------
-
-
-def test_the_shared_session_is_one_pooled_session_that_keeps_no_cookies(monkeypatch) -> None:
-    monkeypatch.setattr(client_module, "_session", None)
-    session = shared_session()
-    assert shared_session() is session
-    assert RivyaClient(BASE, "k").session is session
-    adapter = session.get_adapter("https://rivya.ai/api/v1")
-    assert adapter._pool_maxsize == 32
-    cookie = requests.cookies.create_cookie("sid", "team-a", domain="rivya.ai")
-    assert not session.cookies._policy.set_ok(cookie, None)
 
 
 def test_it_remembers_rate_limits_and_the_last_request_id() -> None:

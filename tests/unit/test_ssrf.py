@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
+from rivya_dashboard import outbound
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
-from rivya_dashboard.vault import ssrf
 
 _real_getaddrinfo = socket.getaddrinfo
 
@@ -99,33 +99,37 @@ BYPASS_ATTEMPTS = [
 
 @pytest.mark.parametrize("url", BYPASS_ATTEMPTS)
 def test_it_rejects_forgery_attempts(url):
-    with pytest.raises(ssrf.UnsafeURL):
-        ssrf.check_url(url)
+    with pytest.raises(outbound.UnsafeURL):
+        outbound.check_url(url)
 
 
 def test_a_public_url_passes_and_loses_its_trailing_slash():
-    assert ssrf.check_url("https://api.example.test/api/v1/") == "https://api.example.test/api/v1"
-    assert ssrf.check_url("http://93.184.216.34:8080/api/v1") == "http://93.184.216.34:8080/api/v1"
+    assert (
+        outbound.check_url("https://api.example.test/api/v1/") == "https://api.example.test/api/v1"
+    )
+    assert (
+        outbound.check_url("http://93.184.216.34:8080/api/v1") == "http://93.184.216.34:8080/api/v1"
+    )
 
 
 def test_private_addresses_need_the_setting_and_metadata_stays_closed(settings):
-    with pytest.raises(ssrf.UnsafeURL):
-        ssrf.check_url("http://127.0.0.1:8000/api/v1")
+    with pytest.raises(outbound.UnsafeURL):
+        outbound.check_url("http://127.0.0.1:8000/api/v1")
     settings.RIVYA_ALLOW_PRIVATE_BASE_URLS = True
-    assert ssrf.check_url("http://127.0.0.1:8000/api/v1")
-    assert ssrf.check_url("http://internal.example.test/api/v1")
+    assert outbound.check_url("http://127.0.0.1:8000/api/v1")
+    assert outbound.check_url("http://internal.example.test/api/v1")
     for url in ("http://169.254.169.254/", "http://[::ffff:a9fe:a9fe]/", "http://0.0.0.0/"):
-        with pytest.raises(ssrf.UnsafeURL):
-            ssrf.check_url(url)
+        with pytest.raises(outbound.UnsafeURL):
+            outbound.check_url(url)
 
 
 def test_the_message_says_what_to_fix():
-    with pytest.raises(ssrf.UnsafeURL, match="user name and password"):
-        ssrf.check_url("https://user:pass@api.example.test/api/v1")
-    with pytest.raises(ssrf.UnsafeURL, match="private or reserved address"):
-        ssrf.check_url("http://internal.example.test/api/v1")
-    with pytest.raises(ssrf.UnsafeURL, match="four decimal numbers"):
-        ssrf.check_url("http://2130706433/")
+    with pytest.raises(outbound.UnsafeURL, match="user name and password"):
+        outbound.check_url("https://user:pass@api.example.test/api/v1")
+    with pytest.raises(outbound.UnsafeURL, match="private or reserved address"):
+        outbound.check_url("http://internal.example.test/api/v1")
+    with pytest.raises(outbound.UnsafeURL, match="four decimal numbers"):
+        outbound.check_url("http://2130706433/")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -163,7 +167,7 @@ def local_server():
 
 
 def test_the_connect_time_guard_refuses_a_loopback_peer(local_server, settings):
-    session = ssrf.guarded_session()
+    session = outbound.guarded_session()
     with pytest.raises(requests.ConnectionError, match=r"private address 127\.0\.0\.1"):
         session.get(f"http://127.0.0.1:{local_server}/credits", timeout=2)
     assert Handler.hits == []
@@ -181,8 +185,8 @@ def test_a_name_that_rebinds_to_loopback_after_the_check_is_refused(local_server
         return fake_getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    url = ssrf.check_url(f"http://rebind.example.test:{local_server}/api/v1")
-    client = RivyaClient(url, "rvya_sk_test", session=ssrf.guarded_session(), max_retries=0)
+    url = outbound.check_url(f"http://rebind.example.test:{local_server}/api/v1")
+    client = RivyaClient(url, "rvya_sk_test", session=outbound.guarded_session(), max_retries=0)
     with pytest.raises(RivyaError):
         client.get_credits()
     assert Handler.hits == []
@@ -194,7 +198,7 @@ def test_a_redirect_to_loopback_is_not_followed(local_server, settings):
     client = RivyaClient(
         f"http://127.0.0.1:{local_server}/api/v1",
         "rvya_sk_test",
-        session=ssrf.guarded_session(),
+        session=outbound.guarded_session(),
         max_retries=0,
     )
     with pytest.raises(RivyaError):

@@ -104,7 +104,7 @@ def test_an_expired_link_is_reported(output):
     assert "HTTP 404" in output.error and output.cached_name == ""
 
 
-def test_only_web_addresses_become_outputs(members):
+def test_only_web_addresses_become_outputs(members, api_in_process):
     job = Generation.objects.create(
         member_name="owner",
         key_label="k",

@@ -279,7 +279,7 @@ class Unreachable(requests.adapters.BaseAdapter):
 def test_an_unreachable_api_is_named_by_its_address(owner_client, monkeypatch):
     session = requests.Session()
     session.mount("https://", Unreachable())
-    monkeypatch.setattr(transport, "session_for", lambda environment: session)
+    monkeypatch.setattr(transport, "session_for", lambda base_url: session)
     monkeypatch.setattr(rivya_client.time, "sleep", lambda seconds: None)
     response = add(owner_client, "rvya_sk_" + "U" * 40, environment="production")
     body = response.content.decode()

@@ -74,7 +74,7 @@ def webhook_create(request: HttpRequest, key_pk: int) -> HttpResponse:
     form = EndpointCreateForm(
         request.POST or None,
         key=key,
-        receiver_url=lambda inbox: inboxes.receiver_url(inbox, request),
+        receiver_url=lambda inbox: inboxes.delivery_url(inbox, key, request),
         initial={"inbox": request.GET.get("inbox")},
     )
     error = None

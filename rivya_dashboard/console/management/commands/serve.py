@@ -5,6 +5,7 @@ anything starts, and a restarted gunicorn reuses the same socket without a gap.
 """
 
 import errno
+import os
 import socket
 import sys
 
@@ -125,6 +126,8 @@ class Command(BaseCommand):
             children.append(Child("worker", worker_argv()))
         # Port 0 asks the system for a free port: show the one it gave.
         url = display_url(options["host"], listener.getsockname()[1])
+        # The children reach the console's own sandbox here, never at a request's Host header.
+        os.environ.setdefault("RIVYA_LISTEN_URL", url.rstrip("/"))
         self.stdout.write(
             _("Rivya Console is running at %(url)s (press Ctrl-C to stop)") % {"url": url}
         )

@@ -23,6 +23,12 @@ class Command(BaseCommand):
             default=PRODUCTION_BASE_URL,
             help="The API root including /api/v1 (default: production).",
         )
+        parser.add_argument(
+            "--sandbox",
+            action="store_true",
+            help="A key of this console's own sandbox (from `manage.py sandbox_key`); its "
+            "address comes from RIVYA_PUBLIC_URL or the address serve listens on.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         label = str(options["label"]).strip()
@@ -34,6 +40,8 @@ class Command(BaseCommand):
         environment = (
             Environment.PRODUCTION if base_url == PRODUCTION_BASE_URL else Environment.CUSTOM
         )
+        if options["sandbox"]:
+            environment = Environment.SANDBOX
         raw = sys.stdin.readline().strip()
         try:
             key = keys.do_add_key(
