@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import requests
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
+from rivya_dashboard import outbound
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import generations
 from rivya_dashboard.console.models import CatalogueModel
@@ -68,7 +68,7 @@ class Exchange:
         return f"{self.status // 100}xx" if self.status else "error"
 
 
-def read_body(response: requests.Response, limit: int) -> tuple[bytes, int, bool]:
+def read_body(response: outbound.Response, limit: int) -> tuple[bytes, int, bool]:
     """Up to limit bytes of the body, the whole size, and whether it was cut."""
     kept, size = bytearray(), 0
     for chunk in response.iter_content(64 * 1024):
