@@ -141,7 +141,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Lock-out (accounts/forms.py): failures per (username, address), and per address alone.
 RIVYA_LOGIN_MAX_FAILURES = env_int("RIVYA_LOGIN_MAX_FAILURES", 5, minimum=1)
+RIVYA_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int(
+    "RIVYA_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1
+)
 RIVYA_INVITE_DAYS = env_int("RIVYA_INVITE_DAYS", 7, minimum=1)
 # Whether owners and admins need a second factor, until the owner decides on the Security page.
 RIVYA_MFA_REQUIRED = env_bool("RIVYA_MFA_REQUIRED", True)

@@ -1,12 +1,14 @@
 """Forms for first-run setup, sign-in with lock-out, invitations and the team page."""
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
 from django.core.cache import cache
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -54,12 +56,15 @@ class InviteAcceptForm(MemberCreationForm):
         self.fields["email"].disabled = True
 
 
-def lockout_remaining(username: str) -> timedelta | None:
+@dataclass(frozen=True)
+class Lockout:
+    scope: str  # "account": this username from this address; "address": any name from it
+    remaining: timedelta
+
+
+def backoff(failures: QuerySet[FailedLogin], limit: int) -> timedelta | None:
     """The wait before another attempt, growing with each failure past the limit."""
-    since = timezone.now() - LOCKOUT_WINDOW
-    failures = FailedLogin.objects.filter(username__iexact=username, at__gte=since)
     count = failures.count()
-    limit = settings.RIVYA_LOGIN_MAX_FAILURES
     if count < limit:
         return None
     last = failures.order_by("-at").values_list("at", flat=True).first()
@@ -68,40 +73,64 @@ def lockout_remaining(username: str) -> timedelta | None:
     return remaining if remaining > timedelta(0) else None
 
 
+def lockout(username: str, ip: str | None) -> Lockout | None:
+    """Like django-axes with [["username", "ip_address"], "ip_address"]: failures count per
+    (username, address), and per address alone with a higher limit. Guesses from a stranger's
+    address lock only that address, never the member signing in from their own."""
+    recent = FailedLogin.objects.filter(at__gte=timezone.now() - LOCKOUT_WINDOW, ip=ip)
+    account = backoff(recent.filter(username__iexact=username), settings.RIVYA_LOGIN_MAX_FAILURES)
+    if account is not None:
+        return Lockout("account", account)
+    address = backoff(recent, settings.RIVYA_LOGIN_MAX_FAILURES_PER_ADDRESS)
+    return Lockout("address", address) if address is not None else None
+
+
+def lockout_message(lock: Lockout) -> str:
+    minutes = max(1, math.ceil(lock.remaining.total_seconds() / 60))
+    if lock.scope == "address":
+        text = ngettext(
+            "Too many failed sign-ins from this address. Try again in %(n)d minute.",
+            "Too many failed sign-ins from this address. Try again in %(n)d minutes.",
+            minutes,
+        )
+    else:
+        text = ngettext(
+            "Too many failed sign-ins for this account. Try again in %(n)d minute.",
+            "Too many failed sign-ins for this account. Try again in %(n)d minutes.",
+            minutes,
+        )
+    return text % {"n": minutes}
+
+
 class SignInForm(AuthenticationForm):
     def clean(self) -> dict:
         username = self.cleaned_data.get("username", "")
-        remaining = lockout_remaining(username) if username else None
-        if remaining is not None:
-            minutes = max(1, math.ceil(remaining.total_seconds() / 60))
-            raise forms.ValidationError(
-                ngettext(
-                    "Too many failed sign-ins for this account. Try again in %(n)d minute.",
-                    "Too many failed sign-ins for this account. Try again in %(n)d minutes.",
-                    minutes,
-                )
-                % {"n": minutes},
-                code="locked",
-            )
+        ip = client_ip(self.request) if self.request else None
+        lock = lockout(username, ip) if username else None
+        if lock is not None:
+            raise forms.ValidationError(lockout_message(lock), code="locked")
         try:
             data = super().clean()
         except forms.ValidationError:
             if username:
-                note_failed_login(username, self.request)
+                note_failed_login(username, ip, self.request)
             raise
-        FailedLogin.objects.filter(username__iexact=username).delete()
+        # Only this address's failures: a success must not give a stranger fresh guesses.
+        FailedLogin.objects.filter(username__iexact=username, ip=ip).delete()
         return data
 
 
-def note_failed_login(username: str, request: HttpRequest | None) -> None:
-    ip = client_ip(request) if request else None
+def note_failed_login(username: str, ip: str | None, request: HttpRequest | None) -> None:
     FailedLogin.objects.create(username=username, ip=ip)
     # Only a later success clears a username's rows, so guesses at made-up names are swept here.
     if cache.add(PURGE_LOCK, 1, PURGE_EVERY_SECONDS):
         do_purge_failed_logins()
-    # The owner sees in the audit log when guessing starts to lock an account.
-    if lockout_remaining(username) is not None:
+    # The owner sees in the audit log when guessing starts to lock an account or an address.
+    lock = lockout(username, ip)
+    if lock is not None and lock.scope == "account":
         record(None, "login.locked", username, request=request)
+    elif lock is not None:
+        record(None, "login.address_locked", ip or "", request=request)
 
 
 def do_purge_failed_logins() -> int:

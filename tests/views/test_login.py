@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rivya_dashboard.accounts.forms import PURGE_LOCK, do_purge_failed_logins, lockout_remaining
+from rivya_dashboard.accounts.forms import PURGE_LOCK, do_purge_failed_logins, lockout
 from rivya_dashboard.accounts.middleware import SEEN_KEY, STARTED_KEY
 from rivya_dashboard.accounts.models import AuditEvent, FailedLogin, Role
 from tests.conftest import PASSWORD
@@ -19,6 +19,7 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 LOGIN = "/accounts/login/"
+TEST_CLIENT_IP = "127.0.0.1"  # what Django's test Client sends as REMOTE_ADDR
 
 
 def sign_in(client: Client, username: str, password: str = PASSWORD, **extra: str):
@@ -81,9 +82,9 @@ def test_the_lock_grows_with_each_failure_past_the_limit(members, settings):
     settings.RIVYA_LOGIN_MAX_FAILURES = 2
     waits = []
     for _ in range(4):
-        FailedLogin.objects.create(username="viewer")
-        remaining = lockout_remaining("viewer")
-        waits.append(round(remaining.total_seconds() / 60) if remaining else 0)
+        FailedLogin.objects.create(username="viewer", ip=TEST_CLIENT_IP)
+        lock = lockout("viewer", TEST_CLIENT_IP)
+        waits.append(round(lock.remaining.total_seconds() / 60) if lock else 0)
     assert waits == [0, 1, 2, 4]
 
 
@@ -128,7 +129,9 @@ def test_a_failed_sign_in_without_a_proxy_ignores_x_forwarded_for(members, setti
 def add_failures(username: str, minutes_ago: int, count: int = 1) -> None:
     for _ in range(count):
         FailedLogin.objects.create(
-            username=username, at=timezone.now() - timedelta(minutes=minutes_ago)
+            username=username,
+            ip=TEST_CLIENT_IP,
+            at=timezone.now() - timedelta(minutes=minutes_ago),
         )
 
 
@@ -142,9 +145,9 @@ def test_the_purge_drops_only_failures_too_old_to_lock_anyone_out(members, setti
 
     assert not FailedLogin.objects.filter(username="sprayed-name").exists()
     assert FailedLogin.objects.filter(username="viewer").count() == 3
-    assert lockout_remaining("viewer") is None
+    assert lockout("viewer", TEST_CLIENT_IP) is None
     assert sign_in(Client(), "viewer", "wrong-password").status_code == 400
-    assert lockout_remaining("viewer") is not None
+    assert lockout("viewer", TEST_CLIENT_IP) is not None
 
 
 def test_failed_sign_ins_sweep_old_failures_at_most_once_per_interval(members):
@@ -232,3 +235,60 @@ def test_an_htmx_request_without_a_session_reloads_the_whole_login_page(members)
     assert response["HX-Redirect"] == BACK_TO_AUDIT
     plain = Client().get("/accounts/audit/?action=key")
     assert plain["Location"] == reverse("login") + "?next=/accounts/audit/%3Faction%3Dkey"
+
+
+def test_a_stranger_cannot_lock_a_member_out(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 3
+    stranger = Client(REMOTE_ADDR="203.0.113.66")
+    for _ in range(5):
+        sign_in(stranger, "viewer", "wrong-password")
+
+    refused = sign_in(stranger, "viewer")
+    member = sign_in(Client(REMOTE_ADDR="198.51.100.7"), "viewer")
+
+    assert refused.status_code == 429
+    assert "for this account" in refused.content.decode()
+    assert member.status_code == 302
+    locked = AuditEvent.objects.get(action="login.locked", target="viewer")
+    assert locked.ip == "203.0.113.66"
+
+
+def test_the_members_success_leaves_the_strangers_failures_counting(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 3
+    stranger = Client(REMOTE_ADDR="203.0.113.66")
+    for _ in range(2):
+        sign_in(stranger, "viewer", "wrong-password")
+
+    assert sign_in(Client(REMOTE_ADDR="198.51.100.7"), "viewer").status_code == 302
+    sign_in(stranger, "viewer", "wrong-password")
+
+    assert sign_in(stranger, "viewer").status_code == 429
+
+
+def test_one_address_guessing_many_names_is_locked_by_the_address_limit(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES = 3
+    settings.RIVYA_LOGIN_MAX_FAILURES_PER_ADDRESS = 4
+    sprayer = Client(REMOTE_ADDR="203.0.113.66")
+    for name in ("viewer", "operator", "admin", "owner"):
+        assert sign_in(sprayer, name, "wrong-password").status_code == 400
+
+    refused = sign_in(sprayer, "operator")
+    elsewhere = sign_in(Client(REMOTE_ADDR="198.51.100.7"), "operator")
+
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins from this address. Try again in 1 minute." in (
+        refused.content.decode()
+    )
+    assert elsewhere.status_code == 302
+    assert AuditEvent.objects.filter(action="login.address_locked", target="203.0.113.66").exists()
+
+
+def test_the_address_lock_grows_with_each_failure_past_its_limit(members, settings):
+    settings.RIVYA_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    waits = []
+    for number in range(4):
+        FailedLogin.objects.create(username=f"name-{number}", ip="203.0.113.66")
+        lock = lockout("someone-else", "203.0.113.66")
+        waits.append((lock.scope, round(lock.remaining.total_seconds() / 60)) if lock else 0)
+
+    assert waits == [0, ("address", 1), ("address", 2), ("address", 4)]
