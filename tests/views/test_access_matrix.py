@@ -104,7 +104,8 @@ ACCESS: dict[str, Access] = {
     "usage-export": Access(Role.VIEWER),
     "webhooks": Access(Role.ADMIN),
     "webhook-create": Access(Role.ADMIN, kwargs={"key_pk": 1}),
-    "webhook-deliveries": Access(Role.ADMIN, kwargs={"key_pk": 1}),
+    # The delivery log is read-only: members holding "Manage webhooks" on the key read it.
+    "webhook-deliveries": Access(Role.OPERATOR, kwargs={"key_pk": 1}),
     "webhook-events": Access(Role.ADMIN, kwargs={"key_pk": 1}),
     "webhook-detail": Access(Role.ADMIN, kwargs={"key_pk": 1, "endpoint_id": "whend_x"}),
     "webhook-edit": Access(

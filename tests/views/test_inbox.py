@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
 from rivya_dashboard.console.models import Generation
+from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from rivya_dashboard.webhooks import forwarding, inboxes
 from rivya_dashboard.webhooks.models import ForwardAttempt, Inbox, InboxRequest
 from tests.views.test_inbox_receiver import (
@@ -34,6 +35,16 @@ def _immediate_tasks(settings):
 @pytest.fixture
 def inbox(members) -> Inbox:
     return signed_inbox(members[Role.ADMIN])
+
+
+@pytest.fixture
+def inbox_operator(members, inbox) -> None:
+    """The operator holds "Manage webhooks" on the key the inbox is linked to, so the visibility
+    rule shows them the inbox and its requests."""
+    key = ApiKey.objects.create(label="Inbox key", base_url="https://rivya.ai/api/v1", last4="abcd")
+    KeyGrant.objects.create(member=members[Role.OPERATOR], key=key, actions=["manage_webhooks"])
+    Inbox.objects.filter(pk=inbox.pk).update(key=key)
+    inbox.key = key
 
 
 class Target:
@@ -94,7 +105,7 @@ def test_a_stored_secret_is_never_shown_again(clients, inbox):
     assert OLD_SECRET not in json.dumps(audit.detail)
 
 
-def test_the_list_filters_searches_and_refreshes_as_a_partial(clients, inbox):
+def test_the_list_filters_searches_and_refreshes_as_a_partial(clients, inbox, inbox_operator):
     for event_id in ("evt_alpha", "evt_beta"):
         body = event_body(event_id)
         post(inbox, body, **signed(body, event_id=event_id))
@@ -110,7 +121,7 @@ def test_the_list_filters_searches_and_refreshes_as_a_partial(clients, inbox):
 
 
 def test_the_request_page_explains_a_delivery_signed_with_a_rotated_out_secret(
-    clients, inbox, members
+    clients, inbox, members, inbox_operator
 ):
     body = event_body()
     post(inbox, body, **signed(body, secret=OLD_SECRET))
@@ -123,7 +134,7 @@ def test_the_request_page_explains_a_delivery_signed_with_a_rotated_out_secret(
     assert b"which this inbox no longer accepts" in page.content
 
 
-def test_admins_build_a_signed_curl_command_operators_cannot(clients, inbox):
+def test_admins_build_a_signed_curl_command_operators_cannot(clients, inbox, inbox_operator):
     body = event_body()
     post(inbox, body, **signed(body))
     row = InboxRequest.objects.get()
@@ -136,7 +147,7 @@ def test_admins_build_a_signed_curl_command_operators_cannot(clients, inbox):
     assert SECRET.encode() not in response.content
 
 
-def test_the_paste_doctor_finds_a_body_changed_after_signing(clients, inbox):
+def test_the_paste_doctor_finds_a_body_changed_after_signing(clients, inbox, inbox_operator):
     body = event_body()
     headers = signed(body)
     lines = "\n".join(
@@ -162,7 +173,9 @@ def test_create_an_endpoint_opens_the_new_endpoint_form_with_the_inbox_chosen(
     assert f'<option value="{linked.pk}" selected>Linked</option>' in form
 
 
-def test_the_request_page_shows_the_raw_body_to_copy_and_the_formatted_one(clients, inbox):
+def test_the_request_page_shows_the_raw_body_to_copy_and_the_formatted_one(
+    clients, inbox, inbox_operator
+):
     body = event_body()
     post(inbox, body, **signed(body))
     row = InboxRequest.objects.get()
@@ -175,7 +188,9 @@ def test_the_request_page_shows_the_raw_body_to_copy_and_the_formatted_one(clien
     assert "&quot;data&quot;: {\n" in html
 
 
-def test_the_doctor_says_a_pasted_formatted_body_was_only_re_serialized(clients, inbox):
+def test_the_doctor_says_a_pasted_formatted_body_was_only_re_serialized(
+    clients, inbox, inbox_operator
+):
     body = event_body()
     headers = signed(body)
     post(inbox, body, **headers)
@@ -191,7 +206,9 @@ def test_the_doctor_says_a_pasted_formatted_body_was_only_re_serialized(clients,
     assert b"whitespace or key order changed; verify the raw bytes" in response.content
 
 
-def test_replay_to_loopback_is_refused_for_operators_with_the_reason(clients, inbox, settings):
+def test_replay_to_loopback_is_refused_for_operators_with_the_reason(
+    clients, inbox, settings, inbox_operator
+):
     settings.RIVYA_ALLOW_LOCAL_FORWARD = True
     body = event_body()
     post(inbox, body, **signed(body))
@@ -341,7 +358,7 @@ def test_a_verified_generation_event_updates_the_tracked_job(
     tracked_job.refresh_from_db()
     assert tracked_job.status == "succeeded"
     shown = Template("{% load webhook_tags %}{% generation_update_path job %}").render(
-        Context({"job": tracked_job})
+        Context({"job": tracked_job, "user": tracked_job.key.added_by})
     )
     assert 'data-update-path="webhook"' in shown
     assert "evt_9" in shown
@@ -362,7 +379,7 @@ def test_a_job_finished_by_polling_says_so(tracked_job):
     tracked_job.status = "succeeded"
     tracked_job.save()
     shown = Template("{% load webhook_tags %}{% generation_update_path job %}").render(
-        Context({"job": tracked_job})
+        Context({"job": tracked_job, "user": tracked_job.key.added_by})
     )
     assert 'data-update-path="polling"' in shown
 

@@ -334,3 +334,94 @@ def test_each_role_description_says_what_the_functions_decide(team, role):
     assert all("alpha" not in granted[kind] for kind in KEY_KINDS + WEBHOOK_KINDS)
     webhooks = "Never sees webhook inboxes" not in text
     assert all(("beta" in granted[kind]) == webhooks for kind in WEBHOOK_KINDS)
+
+
+# Inboxes, their requests and a key's deliveries follow "Manage webhooks", not "Read history":
+# alpha's operator holds it on key alpha only, and no viewer's grant may hold it.
+INBOX_VISITORS: dict[str, set[str]] = {
+    "owner": {"alpha", "beta"},
+    "admin": {"alpha", "beta"},
+    "operator": {"alpha"},
+    "operator reading beta": {"alpha"},
+    "viewer": set(),
+    "viewer reading beta": set(),
+}
+
+
+def inbox_urls(team: Team, side: str) -> list[tuple[str, str, dict]]:
+    records = team.records[side]
+    inbox, row = records.inbox.pk, records.request.pk
+    return [
+        ("get", reverse("inbox-detail", args=[inbox]), {}),
+        ("get", reverse("inbox-detail", args=[inbox]), HTMX),
+        ("get", reverse("inbox-request", args=[row]), {}),
+        ("get", reverse("inbox-request", args=[row]), HTMX),
+        ("get", reverse("inbox-doctor", args=[inbox]), {}),
+        ("post", reverse("inbox-doctor", args=[inbox]), {}),
+        ("get", reverse("inbox-bulk-replay", args=[inbox]), {}),
+        ("post", reverse("inbox-bulk-replay", args=[inbox]), {}),
+        ("post", reverse("inbox-replay", args=[row]), {}),
+    ]
+
+
+@pytest.mark.parametrize("who", sorted(INBOX_VISITORS))
+def test_inboxes_requests_replay_and_doctor_follow_the_webhooks_action(team, members, who):
+    member = visitor(who, team, members)
+    client = client_for(member)
+    if not member.has_role(Role.OPERATOR):
+        # A viewer's grant never holds "Manage webhooks": the inbox pages refuse them outright.
+        assert client.get(reverse("inbox")).status_code == 403
+        for side in SIDES:
+            for method, url, headers in inbox_urls(team, side):
+                assert getattr(client, method)(url, **headers).status_code == 403
+        return
+    listing = body(client.get(reverse("inbox")))
+    for side in SIDES:
+        visible = side in INBOX_VISITORS[who]
+        assert (f"inbox-of-{side}" in listing) == visible, (who, side)
+        for method, url, headers in inbox_urls(team, side):
+            # Empty posts: a visible target answers with the form's message, never a 404.
+            response = getattr(client, method)(url, **headers)
+            assert (response.status_code != 404) == visible, (method, url, headers, who, side)
+            assert response.status_code < 500
+            if visible and "requests" in url and method == "get" and not headers:
+                assert f"body-of-{side}" in body(response)
+
+
+def test_only_those_who_see_an_inbox_get_its_receiver_url(team, members):
+    operator = visitor("operator reading beta", team, members)
+    client = client_for(operator)
+    alpha, beta = team.records["alpha"].inbox, team.records["beta"].inbox
+    assert alpha.token in body(client.get(reverse("inbox-detail", args=[alpha.pk])))
+    assert visibility.may_see_receiver(operator, alpha)
+    assert not visibility.may_see_receiver(operator, beta)
+    for url in (reverse("inbox"), reverse("generation", args=[team.records["beta"].generation.pk])):
+        assert beta.token not in body(client.get(url))
+
+
+def test_a_job_finished_by_a_webhook_links_its_event_only_for_those_who_see_the_inbox(
+    team, members
+):
+    records = team.records["beta"]
+    records.request.generation = records.generation
+    records.request.event_id = "evt_of_beta"
+    records.request.generation_applied_at = timezone.now()
+    records.request.save()
+    url = reverse("generation", args=[records.generation.pk])
+    reader = body(client_for(visitor("operator reading beta", team, members)).get(url))
+    assert "Updated by a verified webhook." in reader
+    assert "evt_of_beta" not in reader and "inbox-of-beta" not in reader
+    admin = body(client_for(members[Role.ADMIN]).get(url))
+    assert "evt_of_beta" in admin and reverse("inbox-request", args=[records.request.pk]) in admin
+
+
+def test_a_keys_delivery_log_opens_only_with_the_webhooks_action(team, members, vault_key):
+    operator = visitor("operator", team, members)
+    client = client_for(operator)
+    assert client.get(reverse("webhook-deliveries", args=[team.keys["beta"].pk])).status_code == 404
+    KeyGrant.objects.create(member=operator, key=vault_key, actions=["manage_webhooks"])
+    response = client.get(reverse("webhook-deliveries", args=[vault_key.pk]))
+    assert response.status_code == 200 and "Team sandbox" in body(response)
+    viewer = visitor("viewer reading beta", team, members)
+    KeyGrant.objects.create(member=viewer, key=vault_key, actions=["manage_webhooks"])
+    assert not visibility.visible_delivery_keys(viewer).exists()

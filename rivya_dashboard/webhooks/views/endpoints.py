@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.reauth import recent_auth_required
 from rivya_dashboard.accounts.roles import role_required
@@ -142,10 +143,15 @@ def delivery_log(
     return sorted(found, key=lambda d: str(d.get("created_at")), reverse=True)
 
 
-@role_required(Role.ADMIN)
+def delivery_key(request: HttpRequest, key_pk: int) -> ApiKey:
+    """A key whose delivery log the member may read: "Manage webhooks" on it, or everything."""
+    return get_object_or_404(visibility.visible_delivery_keys(request.user), pk=key_pk)
+
+
+@role_required(Role.OPERATOR)
 @require_GET
 def webhook_deliveries(request: HttpRequest, key_pk: int) -> HttpResponse:
-    key = chosen_key(request, key_pk)
+    key = delivery_key(request, key_pk)
     filters = DeliveryFilterForm(request.GET or None)
     error, deliveries = None, []
     try:

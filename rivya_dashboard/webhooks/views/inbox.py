@@ -4,13 +4,14 @@ signature doctor, replay and cURL, the paste-in doctor, and bulk replay."""
 import time
 
 from django.contrib import messages
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.webhooks import doctor, forwarding, inboxes, remote
@@ -30,11 +31,26 @@ LIST_SIZE = 50
 BULK_LIMIT = 500
 
 
+def visible_inboxes(request: HttpRequest) -> QuerySet[Inbox]:
+    return visibility.visible_inboxes(request.user).select_related("key")
+
+
+def visible_requests(request: HttpRequest) -> QuerySet[InboxRequest]:
+    return visibility.visible_inbox_requests(request.user).select_related("inbox")
+
+
+def receiver_url(request: HttpRequest, inbox: Inbox) -> str:
+    """The inbox's receiver URL; its token lets anyone post, so only to those the rule allows."""
+    if not visibility.may_see_receiver(request.user, inbox):
+        return ""
+    return inboxes.receiver_url(inbox, request)
+
+
 @role_required(Role.OPERATOR)
 @require_GET
 def inbox_list(request: HttpRequest) -> HttpResponse:
     context = {
-        "inboxes": Inbox.objects.select_related("key").annotate(received=Count("requests")),
+        "inboxes": visible_inboxes(request).annotate(received=Count("requests")),
         "form": InboxCreateForm(user=request.user),
         "can_manage": request.user.has_role(Role.ADMIN),
     }
@@ -46,7 +62,7 @@ def inbox_list(request: HttpRequest) -> HttpResponse:
 def inbox_create(request: HttpRequest) -> HttpResponse:
     form = InboxCreateForm(request.POST, user=request.user)
     if not form.is_valid():
-        inboxes_shown = Inbox.objects.annotate(received=Count("requests"))
+        inboxes_shown = visible_inboxes(request).annotate(received=Count("requests"))
         context = {"inboxes": inboxes_shown, "form": form, "can_manage": True}
         return render(request, "webhooks/inboxes.html", context, status=400)
     inbox = inboxes.do_create_inbox(
@@ -71,7 +87,7 @@ def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
     data = filters.cleaned_data if filters.is_valid() else {}
     return {
         "inbox": inbox,
-        "receiver_url": inboxes.receiver_url(inbox, request),
+        "receiver_url": receiver_url(request, inbox),
         "filters": filters,
         "query": request.GET.urlencode(),
         "rows": inboxes.filtered_requests(inbox, data)[:LIST_SIZE],
@@ -86,7 +102,7 @@ def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
 @role_required(Role.OPERATOR)
 @require_GET
 def inbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox.objects.select_related("key"), pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     template = "webhooks/inbox.html#request-list" if request.htmx else "webhooks/inbox.html"
     return render(request, template, inbox_context(request, inbox))
 
@@ -94,7 +110,7 @@ def inbox_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def inbox_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox, pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     form = InboxSettingsForm(request.POST, instance=Inbox.objects.get(pk=pk), user=request.user)
     if not form.is_valid():
         context = inbox_context(request, inbox, settings_form=form)
@@ -108,7 +124,7 @@ def inbox_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def inbox_secret(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox, pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     action = request.POST.get("action", "add")
     if action == "end-overlap":
         ended = inboxes.do_end_overlap(request.user, inbox, request=request)
@@ -134,7 +150,7 @@ def inbox_secret(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.ADMIN)
 @require_POST
 def inbox_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox, pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     inboxes.do_delete_inbox(request.user, inbox, request=request)
     messages.success(request, _("Inbox “%(name)s” deleted.") % {"name": inbox.name})
     return redirect("inbox")
@@ -178,13 +194,13 @@ def request_context(request: HttpRequest, row: InboxRequest, **extra: object) ->
 @role_required(Role.OPERATOR)
 @require_GET
 def inbox_request(request: HttpRequest, pk: int) -> HttpResponse:
-    row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
+    row = get_object_or_404(visible_requests(request), pk=pk)
     curl = None
     if "secret" in request.GET:
         form = CurlForm(request.GET, secret_choices=secret_choices(request, row.inbox))
         if form.is_valid():
             secret = forwarding.secret_for(row.inbox, form.cleaned_data["secret"])
-            url = inboxes.receiver_url(row.inbox, request)
+            url = receiver_url(request, row.inbox)
             curl = doctor.curl_command(url, row.body_bytes, secret, row.event_id, time.time())
     context = request_context(request, row, curl=curl)
     template = "webhooks/request.html#curl" if request.htmx else "webhooks/request.html"
@@ -194,7 +210,7 @@ def inbox_request(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.OPERATOR)
 @require_POST
 def inbox_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    row = get_object_or_404(InboxRequest.objects.select_related("inbox"), pk=pk)
+    row = get_object_or_404(visible_requests(request), pk=pk)
     form = ReplayForm(request.POST, secret_choices=secret_choices(request, row.inbox))
     if form.is_valid():
         data = form.cleaned_data
@@ -223,7 +239,7 @@ def inbox_replay(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.OPERATOR)
 @require_http_methods(["GET", "POST"])
 def inbox_doctor(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox, pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     form = DoctorForm(request.POST or None)
     diagnosis = None
     if request.method == "POST" and form.is_valid():
@@ -246,7 +262,7 @@ def inbox_doctor(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.OPERATOR)
 @require_http_methods(["GET", "POST"])
 def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    inbox = get_object_or_404(Inbox, pk=pk)
+    inbox = get_object_or_404(visible_inboxes(request), pk=pk)
     posted = request.method == "POST"
     # The filters apply before a target is typed in, so the first page counts the selection.
     filters = RequestFilterForm(request.POST if posted else request.GET)
