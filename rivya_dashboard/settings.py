@@ -206,6 +206,12 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # are divided by RIVYA_POLL_SPEED, so a test against a fast sandbox clock does not wait seconds.
 RIVYA_MODELS_REFRESH_MINUTES = env_int("RIVYA_MODELS_REFRESH_MINUTES", 60, minimum=1)
 RIVYA_OPENAPI_REFRESH_MINUTES = env_int("RIVYA_OPENAPI_REFRESH_MINUTES", 60, minimum=1)
+# The workbench's request inspector: every exchange with Rivya kept, bodies cut to this size,
+# pruned by the housekeeping task to the retention and the total size.
+RIVYA_INSPECTOR_ENABLED = env_bool("RIVYA_INSPECTOR", True)
+RIVYA_INSPECTOR_BODY_KB = env_int("RIVYA_INSPECTOR_BODY_KB", 64, minimum=1)
+RIVYA_INSPECTOR_RETENTION_DAYS = env_int("RIVYA_INSPECTOR_RETENTION_DAYS", 30, minimum=1)
+RIVYA_INSPECTOR_MAX_MB = env_int("RIVYA_INSPECTOR_MAX_MB", 500, minimum=1)
 RIVYA_POLL_SPEED = env_int("RIVYA_POLL_SPEED", 1, minimum=1)
 RIVYA_POLL_MAX_MINUTES = env_int("RIVYA_POLL_MAX_MINUTES", 120, minimum=1)
 RIVYA_MEDIA_MAX_MB = env_int("RIVYA_MEDIA_MAX_MB", 500, minimum=1)

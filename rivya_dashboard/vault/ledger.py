@@ -13,6 +13,7 @@ under a lock on the grant) and settled after it, also when it fails.
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,10 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import check_grant
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
+
+# The ledger row of the call being made in this thread, so that whoever observes the HTTP
+# exchange (the workbench's inspector) knows the member, key and operation behind it.
+current_entry: ContextVar[LedgerEntry | None] = ContextVar("current_ledger_entry", default=None)
 
 
 def open_entry(
@@ -88,6 +93,8 @@ def recording(
         idempotency_key=idempotency_key,
     )
     started = time.perf_counter()
+    outer = current_entry.get()
+    current_entry.set(entry)
     try:
         yield entry
     except BaseException as exc:
@@ -96,6 +103,8 @@ def recording(
     else:
         entry.http_status = entry.http_status or 200
     finally:
+        # Set back rather than reset by token: a streamed call may end in another context.
+        current_entry.set(outer)
         entry.latency_ms = round((time.perf_counter() - started) * 1000)
         if client is not None and not entry.request_id:
             entry.request_id = (client.last_request_id or "")[:100]

@@ -7,6 +7,7 @@ class WorkbenchConfig(AppConfig):
 
     def ready(self) -> None:
         from rivya_dashboard.console.tasks import register_housekeeping
-        from rivya_dashboard.workbench import documents
+        from rivya_dashboard.workbench import documents, inspector
 
         register_housekeeping(documents.do_refresh_stale)
+        register_housekeeping(inspector.do_prune)

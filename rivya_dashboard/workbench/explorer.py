@@ -1,7 +1,9 @@
 """What the explorer page works with: the keys a member may pick, the document of the chosen
 key's base URL, and the chosen operation."""
 
+import re
 from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models_catalog import catalogue_key
@@ -9,7 +11,7 @@ from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import ApiKey, KeyStatus
 from rivya_dashboard.workbench import documents
-from rivya_dashboard.workbench.models import ApiDocument
+from rivya_dashboard.workbench.models import ApiCall, ApiDocument
 from rivya_dashboard.workbench.operation_grants import check_operation
 from rivya_dashboard.workbench.operations import Catalogue, Operation
 
@@ -73,3 +75,38 @@ def posted_key_refusal(user: User, key_id: str, state: ExplorerState) -> str:
     if key is None or state.operation is None:
         return ""
     return refusal(user, key, state.operation)
+
+
+def path_pattern(template: str) -> re.Pattern:
+    parts = re.split(r"\{(\w+)\}", template)
+    pattern = "".join(
+        re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)"
+        for index, part in enumerate(parts)
+    )
+    return re.compile(pattern + "$")
+
+
+def initial_from_call(call: ApiCall, catalogue: Catalogue) -> tuple[Operation | None, dict]:
+    """The operation a stored call used and the form values that send it again ("Open in
+    explorer"): path and query parameters from its URL, its JSON body in the raw editor."""
+    parts = urlsplit(call.url)
+    for operation in catalogue.operations:
+        if operation.method != call.method:
+            continue
+        found = path_pattern(operation.path).search(parts.path)
+        if found is None:
+            continue
+        initial: dict = {
+            f"path.{name}": unquote(value) for name, value in found.groupdict().items()
+        }
+        query = parse_qs(parts.query)
+        for parameter in operation.parameters:
+            if parameter.location == "query" and parameter.name in query:
+                values = query[parameter.name]
+                initial[f"query.{parameter.name}"] = values if len(values) > 1 else values[0]
+        if call.request_body and call.pretty_request:
+            initial["raw_body"] = call.pretty_request
+        if call.key_id:
+            initial["key"] = str(call.key_id)
+        return operation, initial
+    return None, {}

@@ -22,19 +22,13 @@ from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.models import ApiKey, LedgerEntry
 from rivya_dashboard.workbench.explorer_form import PreparedRequest
+from rivya_dashboard.workbench.models import pretty_json
 from rivya_dashboard.workbench.operations import Operation
 from rivya_dashboard.workbench.redaction import redact_headers, redact_text
 
 # The page shows this much of a response body; the rest is counted, not kept.
 DISPLAY_LIMIT = 2 * 1024 * 1024
 GENERATION_CREATE = "generations.create"
-
-
-def pretty_json(text: str) -> str | None:
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except (ValueError, RecursionError):
-        return None
 
 
 @dataclass

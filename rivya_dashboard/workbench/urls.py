@@ -11,4 +11,6 @@ urlpatterns = [
     path("refresh/", views.explorer_refresh, name="refresh"),
     path("send/", views.explorer_send, name="send"),
     path("stream/<str:token>/", views.explorer_stream, name="stream"),
+    path("calls/", views.calls, name="calls"),
+    path("calls/<int:pk>/", views.call_detail, name="call"),
 ]

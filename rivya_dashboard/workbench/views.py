@@ -1,8 +1,9 @@
-"""The API workbench's pages: the explorer (send any operation of the API's own document)."""
+"""The API workbench's pages: the explorer (send any operation of the API's own document) and
+the request inspector (every call the console made)."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -15,11 +16,13 @@ from rivya_dashboard.workbench import copy_as, documents, streaming
 from rivya_dashboard.workbench.explorer import (
     ExplorerState,
     explorer_state,
+    initial_from_call,
     posted_key_refusal,
     refusal,
     sending_keys,
 )
 from rivya_dashboard.workbench.explorer_form import OperationForm
+from rivya_dashboard.workbench.inspector import CallFilterForm, page_of, visible_api_calls
 from rivya_dashboard.workbench.operation_grants import action_labels, check_operation
 from rivya_dashboard.workbench.sending import Exchange, do_send, start_exchange
 
@@ -43,12 +46,19 @@ def _page(
 @role_required(Role.VIEWER)
 @require_GET
 def explorer(request: HttpRequest) -> HttpResponse:
-    state = explorer_state(request.user, request.GET.get("key"), request.GET.get("op"))
+    call = None
+    if request.GET.get("call", "").isdigit():
+        call = get_object_or_404(visible_api_calls(request.user), pk=request.GET["call"])
+    key_id = str(call.key_id) if call and call.key_id else request.GET.get("key")
+    state = explorer_state(request.user, key_id, request.GET.get("op"))
+    initial = {"key": str(state.key.pk)} if state.key else {}
+    if call is not None:
+        state.operation, from_call = initial_from_call(call, state.catalogue)
+        initial.update(from_call)
     form = None
     if state.operation is not None:
-        initial = {"key": str(state.key.pk)} if state.key else {}
         form = OperationForm(state.operation, initial=initial, key_choices=state.key_choices)
-    return _page(request, state, form)
+    return _page(request, state, form, loaded_call=call)
 
 
 @role_required(Role.VIEWER)
@@ -132,3 +142,29 @@ def explorer_stream(request: HttpRequest, token: str) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def calls(request: HttpRequest) -> HttpResponse:
+    form = CallFilterForm(request.user, request.GET or None)
+    rows, next_before = page_of(form.filtered())
+    following = request.GET.copy()
+    following["before"] = next_before
+    context = {
+        "form": form,
+        "calls": rows,
+        "next_url": f"?{following.urlencode()}" if next_before else "",
+        "filtered": bool(request.GET),
+    }
+    status = 400 if form.errors else 200
+    template = "workbench/calls.html#call-list" if request.htmx else "workbench/calls.html"
+    return render(request, template, context, status=status)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    call = get_object_or_404(visible_api_calls(request.user), pk=pk)
+    context = {"call": call, "exchange": call, "ledger_entry": call.ledger_entry}
+    return render(request, "workbench/call.html", context)
