@@ -30,6 +30,7 @@ from rivya_dashboard.console.models import Generation, Output, UploadedFile
 from rivya_dashboard.vault.grants import granted_key_ids
 from rivya_dashboard.vault.models import READ_ONLY_ACTIONS, Action, ApiKey, KeyGrant, LedgerEntry
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest
+from rivya_dashboard.workbench.models import ApiCall
 
 # The grant action that opens a key's records, and the one that opens its webhook traffic.
 HISTORY_ACTION = Action.READ_HISTORY
@@ -105,6 +106,11 @@ def visible_chat_turns(member: User) -> QuerySet[ChatTurn]:
 
 def visible_ledger_rows(member: User) -> QuerySet[LedgerEntry]:
     return by_member_or_key(LedgerEntry.objects.all(), member, "member", "key")
+
+
+def visible_api_calls(member: User) -> QuerySet[ApiCall]:
+    """The request inspector's stored exchanges: the ledger's rule, row for row."""
+    return by_member_or_key(ApiCall.objects.all(), member, "member", "key")
 
 
 def visible_usage(member: User) -> QuerySet[LedgerEntry]:

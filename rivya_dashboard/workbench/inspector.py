@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
-from rivya_dashboard.console.generations import history_key_ids
 from rivya_dashboard.date_range import DateRangeForm
 from rivya_dashboard.vault.grants import visible_keys
+from rivya_dashboard.visibility import visible_api_calls
 from rivya_dashboard.workbench.models import ApiCall
 
 PAGE_SIZE = 50
@@ -26,15 +26,6 @@ STATUS_CLASSES = {
     "4xx": Q(status__gte=400, status__lt=500),
     "5xx": Q(status__gte=500),
 }
-
-
-def visible_api_calls(member: User) -> QuerySet[ApiCall]:
-    """The ledger's rule: owners and admins see every call; others their own and those on keys
-    whose grant holds read history."""
-    calls = ApiCall.objects.all()
-    if member.is_admin:
-        return calls
-    return calls.filter(Q(member=member) | Q(key__in=history_key_ids(member)))
 
 
 class CallFilterForm(DateRangeForm):
@@ -51,7 +42,7 @@ class CallFilterForm(DateRangeForm):
     model = forms.CharField(label=_("Model"), required=False, max_length=128)
     request_id = forms.CharField(label=_("Request id"), required=False, max_length=100)
     idempotency_key = forms.CharField(label=_("Idempotency key"), required=False, max_length=255)
-    mention = forms.CharField(label=_("Id in the path"), required=False, max_length=100)
+    mention = forms.CharField(label=_("Object id"), required=False, max_length=100)
     entry = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 

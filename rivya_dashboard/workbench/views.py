@@ -12,6 +12,7 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
+from rivya_dashboard.visibility import visible_api_calls
 from rivya_dashboard.workbench import copy_as, documents, streaming
 from rivya_dashboard.workbench.explorer import (
     ExplorerState,
@@ -22,7 +23,7 @@ from rivya_dashboard.workbench.explorer import (
     sending_keys,
 )
 from rivya_dashboard.workbench.explorer_form import OperationForm
-from rivya_dashboard.workbench.inspector import CallFilterForm, page_of, visible_api_calls
+from rivya_dashboard.workbench.inspector import CallFilterForm, page_of
 from rivya_dashboard.workbench.operation_grants import action_labels, check_operation
 from rivya_dashboard.workbench.sending import Exchange, do_send, start_exchange
 

@@ -139,6 +139,8 @@ ACCESS: dict[str, Access] = {
     "workbench:refresh": Access(Role.VIEWER, method="POST"),
     "workbench:send": Access(Role.VIEWER, method="POST"),
     "workbench:stream": Access(Role.VIEWER, kwargs={"token": "not-a-real-token"}),
+    "workbench:calls": Access(Role.VIEWER),
+    "workbench:call": Access(Role.VIEWER, kwargs={"pk": 1}),
 }
 
 # URL namespaces whose every pattern shares one rule.

@@ -21,6 +21,7 @@ from rivya_dashboard.console import media_cache
 from rivya_dashboard.console.models import Generation, Output, Status, UploadedFile
 from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, Verdict
+from rivya_dashboard.workbench.models import ApiCall
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +102,17 @@ def make_records(side: str, member: User, key: ApiKey) -> Records:
         model="chat-model",
         status=ChatTurn.Status.DONE,
         reply=f"reply-of-{side}",
+    )
+    ApiCall.objects.create(
+        member=member,
+        member_name=member.username,
+        key=key,
+        key_label=key.label,
+        operation="getCredits",
+        method="GET",
+        url="https://rivya.ai/api/v1/credits",
+        status=200,
+        request_id=f"call-of-{side}",
     )
     inbox = Inbox.objects.create(name=f"inbox-of-{side}", key=key)
     request = InboxRequest.objects.create(
@@ -184,6 +196,8 @@ LISTS = [
     ("usage", {"by": "model"}, {}, "model"),
     ("usage", {"by": "model"}, HTMX, "model"),
     ("usage-export", {}, {}, "ledger"),
+    ("workbench:calls", {}, {}, "call"),
+    ("workbench:calls", {}, HTMX, "call"),
 ]
 
 
