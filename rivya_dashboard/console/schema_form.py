@@ -17,7 +17,6 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
-from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -140,8 +139,7 @@ def param_field(param: dict) -> forms.Field:
     else:
         field = JSONValueField(required=required)
     field.label = param_label(param)
-    # Descriptions come from the API (catalogue, OpenAPI document): text, never markup.
-    field.help_text = escape(param_help(param))
+    field.help_text = param_help(param)
     default = param.get("default")
     if default is not None:
         field.initial = _initial(kind, default)

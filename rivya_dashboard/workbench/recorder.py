@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.utils import timezone
 
+from rivya_dashboard import outbound
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.workbench.models import ApiCall
 from rivya_dashboard.workbench.redaction import redact_headers, redact_text
@@ -37,7 +37,7 @@ def stored_text(data: bytes, size: int, content_type: str) -> str:
     return redact_text(text)
 
 
-def request_body(request: requests.PreparedRequest) -> tuple[str, int]:
+def request_body(request: outbound.PreparedRequest) -> tuple[str, int]:
     body = request.body
     content_type = request.headers.get("Content-Type", "")
     if body is None:
@@ -135,7 +135,7 @@ def _ending(method: Any, tap: Tap) -> Any:
 
 
 def new_call(
-    request: requests.PreparedRequest, response: requests.Response, elapsed: float
+    request: outbound.PreparedRequest, response: outbound.Response, elapsed: float
 ) -> ApiCall:
     entry = ledger.current_entry.get()
     url = redact_text(request.url or "")
@@ -165,7 +165,7 @@ def new_call(
 
 
 def record_exchange(
-    request: requests.PreparedRequest, response: requests.Response, elapsed: float
+    request: outbound.PreparedRequest, response: outbound.Response, elapsed: float
 ) -> None:
     """The exchange listener: note the call, keep its body as it is read, write it at the end."""
     if not settings.RIVYA_INSPECTOR_ENABLED:

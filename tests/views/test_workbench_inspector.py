@@ -8,12 +8,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from rivya_dashboard import outbound
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import tasks
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
 from rivya_dashboard.workbench.inspector import do_prune
 from rivya_dashboard.workbench.models import ApiCall
-from rivya_dashboard.workbench.recorder import record_exchange
 from tests.views.test_canary import database_dump
 from tests.views.test_generate import catalogue, fast  # noqa: F401 - shared fixtures
 from tests.views.test_webhooks import _no_worker_no_dns  # noqa: F401 - offline name lookups
@@ -23,15 +23,10 @@ pytestmark = pytest.mark.django_db
 CALLS = reverse("workbench:calls")
 
 
-def _hook(response, *args, **kwargs):
-    record_exchange(response.request, response, response.elapsed.total_seconds())
-
-
 @pytest.fixture(autouse=True)
 def recorded(api_in_process):
-    """The in-process session reports its exchanges, as the outbound module's sessions do."""
-    api_in_process.hooks["response"].append(_hook)
-    return api_in_process
+    """The in-process session reports its exchanges, as the outbound module's API sessions do."""
+    return outbound._reported(api_in_process)
 
 
 @pytest.fixture
