@@ -1,4 +1,8 @@
-"""What the dashboard home shows at a glance: balance, today's spend, running jobs, failures."""
+"""What the dashboard home shows at a glance: balance, today's spend, running jobs, failures.
+
+Failing webhook endpoints come from the webhooks app's banner context (`webhook_alerts`, admins
+only), not from here: the console imports nothing of the webhooks app.
+"""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -7,11 +11,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from rivya_dashboard import visibility
-from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import credits, usage
 from rivya_dashboard.console.models import Generation, Status
 from rivya_dashboard.vault.grants import day_period
-from rivya_dashboard.webhooks.models import FailureAlert
 
 RECENT_DAYS = 7
 
@@ -26,7 +29,6 @@ class Glance:
     mine_today: usage.Totals
     running_jobs: list[Generation]
     failed_jobs: list[Generation]
-    webhook_alerts: list[FailureAlert]
 
 
 def glance(user: User) -> Glance:
@@ -35,7 +37,6 @@ def glance(user: User) -> Glance:
     found = credits.balances(list(visibility.visible_balance_keys(user).filter(status="active")))
     jobs = visibility.visible_generations(user)
     failed = jobs.filter(status=Status.FAILED, created_at__gte=now - timedelta(days=RECENT_DAYS))
-    alerts = FailureAlert.objects.filter(acknowledged_at__isnull=True)
     return Glance(
         balances=found,
         total_balance=credits.total_balance(found),
@@ -44,5 +45,4 @@ def glance(user: User) -> Glance:
         mine_today=usage.totals(today.filter(member=user)),
         running_jobs=list(jobs.running()[:5]),
         failed_jobs=list(failed[:5]),
-        webhook_alerts=list(alerts[:5]) if user.has_role(Role.ADMIN) else [],
     )

@@ -54,26 +54,33 @@ class Choice:
 
 
 def choose(user: User, model_id: str | None, key_id: str | None) -> Choice:
+    """The model (the first one when none or an unknown one is asked for) and the key.
+
+    The key is a strict lookup: a key id that is given but not one of the member's usable keys
+    gives no key at all (key_refusal says why), never another key in its place.
+    """
     models = generation_models()
     keys = usable_keys(user, Action.GENERATE)
     model = next((m for m in models if m.model_id == model_id), models[0] if models else None)
-    key = next((k for k in keys if str(k.pk) == str(key_id)), keys[0] if keys else None)
+    if key_id:
+        key = next((k for k in keys if str(k.pk) == str(key_id)), None)
+    else:
+        key = keys[0] if keys else None
     return Choice(models, model, keys, key)
 
 
-def grant_refusal(user: User, key_id: str, choice: Choice) -> str:
-    """Why a posted key is not among the member's keys (expired grant, action removed, disabled
-    key), in the grant's own words; empty when it is usable or does not exist."""
-    if not key_id.isdigit() or any(str(key.pk) == key_id for key in choice.keys):
+def key_refusal(user: User, key_id: str, choice: Choice) -> str:
+    """Why the asked-for key is not among the member's keys: the grant's own words (expired,
+    action removed, disabled key), or that it is not theirs to use; empty when it is usable."""
+    if not key_id or choice.key is not None:
         return ""
-    key = ApiKey.objects.filter(pk=key_id).first()
-    if key is None:
-        return ""
-    try:
-        check_grant(user, key, Action.GENERATE)
-    except GrantRefused as exc:
-        return str(exc)
-    return ""
+    key = ApiKey.objects.filter(pk=key_id).first() if key_id.isdigit() else None
+    if key is not None:
+        try:
+            check_grant(user, key, Action.GENERATE)
+        except GrantRefused as exc:
+            return str(exc)
+    return _("That key is not one you may generate with; pick one of your keys.")
 
 
 def build_form(

@@ -10,7 +10,6 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,6 +27,7 @@ from rivya_dashboard.console.models import (
     Status,
     UploadedFile,
 )
+from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import (
     AuthError,
     NotFound,
@@ -37,12 +37,14 @@ from rivya_dashboard.rivya.errors import (
 )
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.crypto import DecryptionError
-from rivya_dashboard.vault.grants import GrantRefused, check_grant
+from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import Action, ApiKey, LedgerEntry
 
 logger = logging.getLogger(__name__)
 
-REMOTE_STATUSES = {Status.QUEUED, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED}
+RUNNING_STATUSES = {Status.QUEUED, Status.PROCESSING}
+END_STATUSES = {Status.SUCCEEDED, Status.FAILED}
+MAX_OUTPUTS = 20
 FIRST_POLL_SECONDS = 2.5
 # Each later poll waits 1.5 times the previous one, up to the cap: 5, 7.5, 10 s for images, and
 # on to 30 s for the long video and audio jobs.
@@ -71,29 +73,66 @@ def estimate_credits(model: dict, params: dict) -> Decimal:
     return Decimal(str(model.get("base_credits") or 0))
 
 
-def apply_remote_state(generation: Generation, remote: dict) -> None:
-    """Copy a remote generation object (from a create, a poll or a webhook event) onto the row,
-    unsaved: the caller saves it with its own scheduling fields."""
-    status = remote.get("status")
-    if status in REMOTE_STATUSES:
-        generation.status = status
+def apply_progress(generation: Generation, remote: dict) -> None:
+    """Copy what a remote generation object says of a job on its way (id, status, credits) onto
+    the row, unsaved."""
+    if remote.get("status") in RUNNING_STATUSES:
+        generation.status = remote["status"]
     generation.remote_id = str(remote.get("id") or generation.remote_id)[:100]
     for field in ("reserved_credits", "final_credits"):
         if isinstance(remote.get(field), int | float):
             setattr(generation, field, Decimal(str(remote[field])))
     if generation.status == Status.PROCESSING and generation.started_at is None:
         generation.started_at = timezone.now()
+
+
+def finish(generation: Generation, remote: dict) -> bool:
+    """End a job with the terminal state the API reported, by a poll or by a verified webhook.
+
+    The outputs are downloaded first; then status, final charge, finish time and outputs are saved
+    in one transaction, so the job page never shows "Succeeded" without its results. Returns False
+    (and changes nothing) when the state is not terminal or the job had already ended: the other
+    path got there first.
+    """
+    status = remote.get("status")
+    if status not in END_STATUSES:
+        return False
+    outputs = []
+    if status == Status.SUCCEEDED:
+        outputs = media_cache.fetched_outputs(generation, result_urls(remote))
+    with transaction.atomic():
+        if not _still_running(generation):
+            return False
+        _apply_end(generation, remote)
+        generation.save()
+        # An Output left by an earlier version of the console keeps its place.
+        Output.objects.bulk_create(outputs, ignore_conflicts=True)
+        settle_charge(generation)
+    return True
+
+
+def _apply_end(generation: Generation, remote: dict) -> None:
+    apply_progress(generation, remote)
+    generation.status = remote["status"]
     if generation.status == Status.FAILED:
         error = remote.get("error") if isinstance(remote.get("error"), dict) else {}
         generation.error_code = str(error.get("code") or "generation_failed")[:64]
         generation.error_message = str(error.get("message") or _("The generation failed."))[:500]
-    if generation.status == Status.SUCCEEDED:
-        result = remote.get("result") if isinstance(remote.get("result"), dict) else {}
-        urls = result.get("urls") or [result.get("primary_url")]
-        generation.result_urls = [url for url in urls if isinstance(url, str) and url][:20]
-    if generation.is_terminal and generation.finished_at is None:
-        updated = parse_datetime(str(remote.get("updated_at") or ""))
-        generation.finished_at = updated or timezone.now()
+    updated = parse_datetime(str(remote.get("updated_at") or ""))
+    generation.finished_at = updated or timezone.now()
+    generation.next_poll_at = None
+
+
+def _still_running(generation: Generation) -> bool:
+    """Lock the row (inside a transaction) and tell whether it has not ended meanwhile."""
+    running = Generation.objects.select_for_update().running().filter(pk=generation.pk)
+    return running.values_list("pk", flat=True).first() is not None
+
+
+def result_urls(remote: dict) -> list[str]:
+    result = remote.get("result") if isinstance(remote.get("result"), dict) else {}
+    urls = result.get("urls") or [result.get("primary_url")]
+    return urls[:MAX_OUTPUTS] if isinstance(urls, list) else []
 
 
 def reference_items(key: ApiKey, file_ids: list[str]) -> list[dict]:
@@ -119,7 +158,6 @@ def do_submit(
     if existing is not None:
         return existing
     estimate = estimate_credits(model, params)
-    check_grant(user, key, Action.GENERATE, credits=estimate)
     sent_params = dict(params)
     if reference_file_ids:
         sent_params["referenceMediaItems"] = reference_items(key, list(reference_file_ids))
@@ -131,6 +169,7 @@ def do_submit(
                 key=key,
                 key_label=key.label,
                 model_id=model["id"],
+                category=str(model.get("category") or "")[:32],
                 prompt=prompt,
                 params=sent_params,
                 reference_file_ids=[str(pk) for pk in reference_file_ids],
@@ -141,18 +180,28 @@ def do_submit(
     except IntegrityError:
         return Generation.objects.get(key=key, idempotency_key=idem)
     try:
-        remote = _create_remote(user, key, generation)
+        client = key.client()
+        remote = _create_remote(user, key, client, generation)
     except (RivyaError, GrantRefused, DecryptionError):
-        # Also a cap reached by a concurrent submit (checked again under the grant lock): a row
-        # left behind would stay "submitting" and catch every retry of this nonce.
+        # The grant is checked (once, under the lock that reserves the spend) as the ledger row
+        # opens: a refused or failed call must not leave a row that catches every retry.
         generation.delete()
         raise
-    apply_remote_state(generation, remote)
     if generation.status == Status.SUBMITTING:
         generation.status = Status.QUEUED
-    _schedule(generation)
+    follow(generation, remote)
     _ensure_housekeeping()
     return generation
+
+
+def follow(generation: Generation, remote: dict) -> None:
+    """Take one remote state (the create's answer or a poll's): finish the job when it ended,
+    else save what changed and schedule the next poll."""
+    if remote.get("status") in END_STATUSES:
+        finish(generation, remote)
+        return
+    apply_progress(generation, remote)
+    _schedule(generation)
 
 
 def looks_like_generation(remote: object) -> bool:
@@ -161,9 +210,15 @@ def looks_like_generation(remote: object) -> bool:
         isinstance(remote, dict)
         and isinstance(remote.get("id"), str)
         and isinstance(remote.get("model"), str)
-        and remote.get("status") in REMOTE_STATUSES
+        and remote.get("status") in RUNNING_STATUSES | END_STATUSES
         and "reserved_credits" in remote
     )
+
+
+def catalogue_category(model_id: str) -> str:
+    """A model's category, read once when a job is adopted (the generate form has the model)."""
+    categories = CatalogueModel.objects.filter(model_id=model_id).values_list("category", flat=True)
+    return categories.first() or ""
 
 
 def do_adopt(
@@ -181,6 +236,7 @@ def do_adopt(
             "member_name": user.get_username(),
             "key_label": key.label,
             "model_id": remote["model"][:100],
+            "category": catalogue_category(remote["model"]),
             "prompt": str(request.get("prompt") or ""),
             "params": params,
             "client_request_id": str(request.get("client_request_id") or "")[:100],
@@ -189,11 +245,11 @@ def do_adopt(
     )
     if not created:
         return generation
-    apply_remote_state(generation, remote)
+    apply_progress(generation, remote)
     generation.estimate_credits = generation.reserved_credits or Decimal(0)
     if generation.status == Status.SUBMITTING:
         generation.status = Status.QUEUED
-    _schedule(generation)
+    follow(generation, remote)
     _ensure_housekeeping()
     return generation
 
@@ -202,8 +258,7 @@ def _credits(value: object) -> Decimal | None:
     return Decimal(str(value)) if isinstance(value, int | float) else None
 
 
-def _create_remote(user: User, key: ApiKey, generation: Generation) -> dict:
-    client = key.client()
+def _create_remote(user: User, key: ApiKey, client: RivyaClient, generation: Generation) -> dict:
     generation.client_request_id = f"console-generation-{generation.pk}"
     with ledger.recording(
         user,
@@ -233,9 +288,13 @@ def _schedule(generation: Generation, seconds: float | None = None) -> None:
     from rivya_dashboard.console.tasks import poll_generation
 
     if seconds is None:
-        seconds = poll_delay(generation.poll_count, _category(generation.model_id))
+        seconds = poll_delay(generation.poll_count, generation.category)
     generation.next_poll_at = timezone.now() + timedelta(seconds=seconds)
-    generation.save()
+    with transaction.atomic():
+        # A webhook may have finished the job while this poll was out: its end stays.
+        if not _still_running(generation):
+            return
+        generation.save()
     poll_generation.using(run_after=generation.next_poll_at).enqueue(
         generation.pk, generation.poll_count
     )
@@ -245,13 +304,6 @@ def _ensure_housekeeping() -> None:
     from rivya_dashboard.console.tasks import ensure_housekeeping
 
     ensure_housekeeping()
-
-
-def _category(model_id: str) -> str:
-    return (
-        CatalogueModel.objects.filter(model_id=model_id).values_list("category", flat=True).first()
-        or ""
-    )
 
 
 def _stop_tracking(generation: Generation, message: str) -> None:
@@ -272,7 +324,7 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
     )
     if not claimed:
         return None
-    generation = Generation.objects.select_related("key").get(pk=generation_id)
+    generation = Generation.objects.select_related("key", "member").get(pk=generation_id)
     limit = timedelta(minutes=settings.RIVYA_POLL_MAX_MINUTES)
     if timezone.now() - generation.created_at > limit:
         _stop_tracking(
@@ -286,8 +338,9 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
             generation, _("The key was removed or disabled; re-enable it to follow jobs.")
         )
         return generation
+    client = generation.key.client()
     try:
-        remote = _fetch_remote(generation)
+        remote = _fetch_remote(generation, client)
     except (AuthError, NotFound) as exc:
         _stop_tracking(generation, str(exc))
         return generation
@@ -299,20 +352,11 @@ def do_poll(generation_id: int, poll_count: int) -> Generation | None:
         generation.request_id = exc.request_id or ""
         _schedule(generation)
         return generation
-    apply_remote_state(generation, remote)
-    if generation.is_terminal:
-        generation.next_poll_at = None
-        generation.save()
-        settle_charge(generation)
-        if generation.status == Status.SUCCEEDED:
-            do_cache_outputs(generation)
-    else:
-        _schedule(generation)
+    follow(generation, remote)
     return generation
 
 
-def _fetch_remote(generation: Generation) -> dict:
-    client = generation.key.client()
+def _fetch_remote(generation: Generation, client: RivyaClient) -> dict:
     with ledger.recording(
         generation.member,
         generation.key,
@@ -341,21 +385,6 @@ def settle_charge(generation: Generation) -> None:
     attempts.exclude(pk=paid.pk if paid else None).update(credits_final=0)
     if paid is not None:
         attempts.filter(pk=paid.pk).update(credits_final=generation.final_credits)
-
-
-def do_cache_outputs(generation: Generation) -> list[Output]:
-    outputs = []
-    for position, url in enumerate(generation.result_urls):
-        # The page links the original: only web addresses, never javascript: or data: ones.
-        if urlsplit(url).scheme not in ("http", "https"):
-            continue
-        output, _created = Output.objects.get_or_create(
-            generation=generation, position=position, defaults={"original_url": url}
-        )
-        if not output.cached_name:
-            media_cache.do_cache_output(output)
-        outputs.append(output)
-    return outputs
 
 
 def do_resume_stalled(now: Any = None) -> int:

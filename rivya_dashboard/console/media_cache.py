@@ -8,17 +8,19 @@ import logging
 import mimetypes
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard import outbound
-from rivya_dashboard.console.models import Output
+from rivya_dashboard.console.models import Generation, Output
 
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
+MAX_URL_LENGTH = 2000
 MEDIA_TYPES = ("image/", "audio/", "video/")
 # Extensions by content type; the type itself was checked against MEDIA_TYPES first.
 EXTENSIONS = {
@@ -86,8 +88,25 @@ def _write_capped(response: outbound.Response, path: Path) -> int:
     return size
 
 
+def fetched_outputs(
+    generation: Generation, urls: list, session: outbound.Session | None = None
+) -> list[Output]:
+    """The Output rows of a succeeded job, unsaved, each with its cached copy (or why not)."""
+    outputs = []
+    for position, url in enumerate(urls):
+        # The page links the original: only web addresses, never javascript: or data: ones.
+        if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
+            continue
+        if urlsplit(url).scheme not in ("http", "https"):
+            continue
+        output = Output(generation=generation, position=position, original_url=url)
+        do_cache_output(output, session)
+        outputs.append(output)
+    return outputs
+
+
 def do_cache_output(output: Output, session: outbound.Session | None = None) -> Output:
-    """Download one output into the cache; failures are stored on the row, never raised.
+    """Download one output into the cache; failures are noted on the row (unsaved), never raised.
 
     The download goes through the guarded session (the URL came from a remote API), unless it
     is this console's own sandbox media; tests pass `session` to stay in-process.
@@ -119,7 +138,6 @@ def do_cache_output(output: Output, session: outbound.Session | None = None) -> 
     else:
         output.cached_name, output.content_type, output.size_bytes = name, content_type, size
         output.cached_at, output.error = timezone.now(), ""
-    output.save()
     return output
 
 

@@ -82,6 +82,9 @@ class Generation(models.Model):
     )
     key_label = models.CharField(max_length=100)
     model_id = models.CharField(max_length=100, db_index=True)
+    # Copied from the catalogue at submit: the poll back-off depends on it, and the catalogue may
+    # change or lose the model while the job runs.
+    category = models.CharField(max_length=32, blank=True)
     prompt = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
     reference_file_ids = models.JSONField(default=list, blank=True)
@@ -98,7 +101,6 @@ class Generation(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    result_urls = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -140,7 +142,8 @@ class Generation(models.Model):
 
 
 class Output(models.Model):
-    """One result URL of a generation and the console's own cached copy of it."""
+    """One result URL of a generation and the console's own cached copy of it: the only place a
+    job's result URLs are kept."""
 
     generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="outputs")
     position = models.PositiveSmallIntegerField()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("generations/", jobs.history_page, name="history"),
     path("generations/gallery/", jobs.gallery, name="gallery"),
     path("generations/<int:pk>/", jobs.job, name="generation"),
+    path("generations/<int:pk>/status/", jobs.job_status, name="generation-status"),
     path("generations/<int:pk>/row/", jobs.job_row, name="generation-row"),
     path("generations/<int:pk>/run-again/", jobs.job_rerun, name="generation-rerun"),
     path("generations/<int:pk>/delete/", jobs.job_delete, name="generation-delete"),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import DecimalField, QuerySet, Sum
+from django.db.models import DecimalField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
@@ -26,6 +26,8 @@ from rivya_dashboard.vault.models import (
     KeyStatus,
     LedgerEntry,
 )
+
+CREDITS_SUM = DecimalField(max_digits=20, decimal_places=4)
 
 
 class GrantRefused(Exception):
@@ -52,13 +54,19 @@ def month_period(now: datetime) -> Period:
 
 def credits_spent(member: User, key: ApiKey, since: datetime) -> Decimal:
     """Credits of calls since `since`: the final charge, or the reservation while in flight."""
-    total = LedgerEntry.objects.filter(member=member, key=key, at__gte=since).aggregate(
-        total=Sum(
-            Coalesce("credits_final", "credits_reserved"),
-            output_field=DecimalField(max_digits=20, decimal_places=4),
-        )
-    )["total"]
-    return total or Decimal(0)
+    return spent_since(member, key, [since])[0]
+
+
+def spent_since(member: User, key: ApiKey, starts: list[datetime]) -> list[Decimal]:
+    """credits_spent for several period starts, in one query: a submit checks both caps at once."""
+    charge = Coalesce("credits_final", "credits_reserved")
+    totals = LedgerEntry.objects.filter(member=member, key=key, at__gte=min(starts)).aggregate(
+        **{
+            f"since_{index}": Sum(charge, filter=Q(at__gte=start), output_field=CREDITS_SUM)
+            for index, start in enumerate(starts)
+        }
+    )
+    return [totals[f"since_{index}"] or Decimal(0) for index in range(len(starts))]
 
 
 def visible_keys(user: User) -> QuerySet[ApiKey]:
@@ -96,10 +104,20 @@ def usable_keys(user: User, action: str, now: datetime | None = None) -> list[Ap
 
 
 def check_grant(
-    user: User, key: ApiKey, action: str, credits: int | Decimal = 0, *, now: datetime | None = None
+    user: User,
+    key: ApiKey,
+    action: str,
+    credits: int | Decimal = 0,
+    *,
+    now: datetime | None = None,
+    lock: bool = False,
 ) -> KeyGrant | None:
     """Raise GrantRefused unless user may spend `credits` on key for action; returns the grant
-    (None for owners and admins, who use every key without caps)."""
+    (None for owners and admins, who use every key without caps).
+
+    With lock (inside a transaction: ledger.open_entry) the grant row stays locked until the
+    spend is reserved, so two calls racing past a cap queue instead of both seeing the old total.
+    """
     now = now or timezone.now()
     if not key.is_active:
         raise GrantRefused(
@@ -115,7 +133,8 @@ def check_grant(
                 "to them. Ask the owner for the operator role to do more."
             )
         )
-    grant = KeyGrant.objects.filter(member=user, key=key).first()
+    grants = KeyGrant.objects.filter(member=user, key=key)
+    grant = (grants.select_for_update() if lock else grants).first()
     if grant is None:
         raise GrantRefused(
             _("You have no grant for the key “%(key)s”. Ask an admin to grant it to you.")
@@ -139,10 +158,18 @@ def check_grant_terms(grant: KeyGrant, action: str, credits: Decimal, now: datet
             )
             % {"key": grant.key.label, "action": Action(action).label}
         )
-    for cap, period in ((grant.daily_cap, day_period(now)), (grant.monthly_cap, month_period(now))):
-        if cap is None:
-            continue
-        spent = credits_spent(grant.member, grant.key, period.start)
+    capped = [
+        (cap, period)
+        for cap, period in (
+            (grant.daily_cap, day_period(now)),
+            (grant.monthly_cap, month_period(now)),
+        )
+        if cap is not None
+    ]
+    if not capped:
+        return
+    spent_per_period = spent_since(grant.member, grant.key, [period.start for _, period in capped])
+    for (cap, period), spent in zip(capped, spent_per_period, strict=True):
         if spent + credits > cap or (credits == 0 and spent >= cap):
             raise GrantRefused(cap_message(grant, period, cap, spent))
 
@@ -178,14 +205,9 @@ class GrantSummary:
 def grant_summaries(user: User, now: datetime | None = None) -> list[GrantSummary]:
     """The member's own grants with what they spent, for the Keys page of an operator."""
     now = now or timezone.now()
-    today, month = day_period(now).start, month_period(now).start
+    starts = [day_period(now).start, month_period(now).start]
     return [
-        GrantSummary(
-            grant,
-            credits_spent(user, grant.key, today),
-            credits_spent(user, grant.key, month),
-            grant.is_expired(now),
-        )
+        GrantSummary(grant, *spent_since(user, grant.key, starts), grant.is_expired(now))
         for grant in KeyGrant.objects.filter(member=user).select_related("key")
     ]
 

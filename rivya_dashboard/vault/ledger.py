@@ -23,7 +23,7 @@ from django.utils import timezone
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import check_grant
-from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
+from rivya_dashboard.vault.models import ApiKey, LedgerEntry
 
 # The ledger row of the call being made in this thread, so that whoever observes the HTTP
 # exchange (the workbench's inspector) knows the member, key and operation behind it.
@@ -42,9 +42,8 @@ def open_entry(
 ) -> LedgerEntry:
     with transaction.atomic():
         if action is not None and user is not None:
-            # Two calls racing past a cap would both see the old total; the lock queues them.
-            list(KeyGrant.objects.select_for_update().filter(member=user, key=key))
-            check_grant(user, key, action, credits or 0)
+            # The one grant check of a call, under the lock that holds until its spend is saved.
+            check_grant(user, key, action, credits or 0, lock=True)
         return LedgerEntry.objects.create(
             member=user,
             member_name=user.get_username() if user else "system",

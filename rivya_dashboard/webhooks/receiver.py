@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.vault.crypto import DecryptionError
+from rivya_dashboard.webhooks.generation_updates import event_generation
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState, Verdict
 
 # Credentials a sender attaches are not kept: secrets never reach the database in clear.
@@ -213,9 +214,7 @@ def after_store(inbox: Inbox, row: InboxRequest, payload: dict) -> None:
 
     if inbox.forward_enabled and inbox.forward_url:
         transaction.on_commit(lambda: tasks.forward_request.enqueue(row.pk))
-    if (
-        row.verdict == Verdict.VERIFIED
-        and inbox.key_id is not None
-        and row.event_type.startswith("generation.")
-    ):
-        transaction.on_commit(lambda: tasks.apply_generation_event.enqueue(row.pk))
+    ended = event_generation(payload) if row.verdict == Verdict.VERIFIED else None
+    if ended is not None and inbox.key_id is not None:
+        # The generation object as parsed here: the task does not read the body again.
+        transaction.on_commit(lambda: tasks.apply_generation_event.enqueue(row.pk, ended))

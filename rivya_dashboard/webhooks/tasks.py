@@ -32,8 +32,8 @@ def replay_many(ids: list[int], target: str, actor_pk: int, allow_local: bool) -
 
 
 @task()
-def apply_generation_event(request_pk: int) -> str:
-    generation = generation_updates.do_apply_event(request_pk)
+def apply_generation_event(request_pk: int, data: dict) -> str:
+    generation = generation_updates.do_apply_event(request_pk, data)
     return generation.status if generation else "no tracked job"
 
 

@@ -2,6 +2,7 @@
 submit, watch the job finish without reloading, and keep the image after the sandbox goes away."""
 
 import struct
+import time
 import zlib
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
@@ -58,6 +60,13 @@ def image_is_drawn(page: Page, selector: str) -> bool:
     return page.locator(selector).first.evaluate("img => img.complete && img.naturalWidth > 0")
 
 
+def wait_until_drawn(page: Page, selector: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not image_is_drawn(page, selector):
+        assert time.monotonic() < deadline, f"{selector} was not drawn within {timeout} s"
+        page.wait_for_timeout(100)
+
+
 def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, screenshot):
     page = page_as(Role.OWNER, "owner")
     page.goto("/models/")
@@ -99,7 +108,8 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     assert [order.index(state) for state in seen] == sorted(order.index(state) for state in seen)
     expect(page.locator(".toast")).to_contain_text("Succeeded")
     expect(page.locator(".outputs img")).to_be_visible()
-    # The first load may have raced the worker pass above for the shared test database.
+    # The image may have been asked for while the worker pass above held the shared test
+    # database (test_the_job_page_finishes_by_itself_and_stops_asking shows it without reload).
     page.reload()
     expect(page.locator(".outputs img")).to_be_visible()
     assert image_is_drawn(page, ".outputs img")
@@ -121,7 +131,7 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     screenshot(page, "history")
 
     settings.RIVYA_SANDBOX = False
-    assert page.request.get(job.result_urls[0]).status == 404
+    assert page.request.get(job.outputs.get().original_url).status == 404
     page.goto(f"/generations/{job.pk}/")
     expect(page.locator(".outputs img")).to_be_visible()
     assert image_is_drawn(page, ".outputs img")
@@ -151,3 +161,43 @@ def test_files_page_uploads_with_progress(page_as, sandbox_team_key, screenshot,
     expect(page.locator("#upload-region table")).to_contain_text("big.png")
     assert UploadedFile.objects.get().mime_type == "image/png"
     screenshot(page, "files")
+
+
+@pytest.mark.parametrize("language, options", [("en", {}), ("ur", {"locale": "ur-PK"})])
+def test_the_job_page_finishes_by_itself_and_stops_asking(
+    page_as, sandbox_team_key, settings, screenshot, language, options
+):
+    """Submit, then only watch: Finished, the final charge and the output arrive without a
+    reload, the status card asks about as often as the worker polls, and stops at the end."""
+    settings.RIVYA_POLL_SPEED = 1
+    models_catalog.do_refresh(sandbox_team_key)
+    page = page_as(Role.OWNER, "owner", **options)
+    page.goto("/generate/?model=z-image")
+    page.locator("textarea[name=prompt]").fill("A lighthouse in a watercolour storm")
+    page.locator("#generate-form button[type=submit]").first.click()
+    page.wait_for_url("**/generations/*/")
+    job = Generation.objects.get()
+    status_url = f"/generations/{job.pk}/status/"
+    asked, loads = [], []
+    page.on("request", lambda request: asked.append(request.url.endswith(status_url)))
+    page.on("load", lambda: loads.append(page.url))
+    card = page.locator(".job-status")
+    expect(page.locator("[data-finished-at]")).to_have_text("—")
+    # The worker runs in this thread on the live server's database: it stops once the job ends,
+    # so the page's last asks (and the image) do not race it for SQLite's table locks.
+    work_until(page, lambda: Generation.objects.get(pk=job.pk).is_terminal, timeout=40)
+    expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
+    expect(page.locator("[data-final-credits]")).to_have_text("1")
+    expect(page.locator("[data-finished-at]")).not_to_have_text("—")
+    expect(page.locator(".outputs img")).to_be_visible()
+    wait_until_drawn(page, ".outputs img")
+    assert loads == []  # never reloaded
+    job.refresh_from_db()
+    status_asks = sum(asked)
+    # At the worker's pace: one ask per worker poll (and one spare), where a fixed 2 s would
+    # have asked every 2 s of the job's ~8 s.
+    assert 1 <= status_asks <= job.poll_count + 1
+    page.wait_for_timeout(6000)  # longer than the last interval the card was given
+    assert sum(asked) == status_asks
+    assert card.get_attribute("hx-trigger") is None
+    screenshot(page, f"job-finished-{language}")

@@ -89,6 +89,7 @@ ACCESS: dict[str, Access] = {
     "history": Access(Role.VIEWER),
     "gallery": Access(Role.VIEWER),
     "generation": Access(Role.VIEWER, kwargs={"pk": 1}),
+    "generation-status": Access(Role.VIEWER, kwargs={"pk": 1}),
     "generation-row": Access(Role.VIEWER, kwargs={"pk": 1}),
     "generation-rerun": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),
     "generation-delete": Access(Role.OPERATOR, method="POST", kwargs={"pk": 1}),

@@ -5,7 +5,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from rivya_dashboard.console import generations, media_cache
+from rivya_dashboard.console import media_cache
 from rivya_dashboard.console.models import Generation, Output
 
 pytestmark = pytest.mark.django_db
@@ -106,14 +106,13 @@ def test_an_expired_link_is_reported(output):
 
 def test_only_web_addresses_become_outputs(members, api_in_process):
     job = Generation.objects.create(
-        member_name="owner",
-        key_label="k",
-        model_id="z-image",
-        idempotency_key="i",
-        result_urls=["javascript:alert(1)", "https://media.example/a.png"],
+        member_name="owner", key_label="k", model_id="z-image", idempotency_key="i"
     )
-    outputs = generations.do_cache_outputs(job)
+    session, _adapter = session_answering(200, "image/png", b"\x89PNG")
+    urls = ["javascript:alert(1)", "https://media.example/a.png", "https://x/" + "a" * 2000]
+    outputs = media_cache.fetched_outputs(job, urls, session)
     assert [(o.position, o.original_url) for o in outputs] == [(1, "https://media.example/a.png")]
+    assert outputs[0].cached_name == f"{job.pk}-1.png"
 
 
 def test_a_disk_that_refuses_the_copy_is_reported_not_raised(output, settings, tmp_path):
@@ -122,5 +121,4 @@ def test_a_disk_that_refuses_the_copy_is_reported_not_raised(output, settings, t
     settings.MEDIA_ROOT = blocker
     session, _adapter = session_answering(200, "image/png", b"\x89PNG")
     media_cache.do_cache_output(output, session)
-    output.refresh_from_db()
     assert output.cached_name == "" and "could not be saved" in output.error

@@ -344,8 +344,14 @@ def tracked_job(vault_key, members) -> Generation:
     )
 
 
+def update_path_shown(client, job: Generation) -> str:
+    return client.get(
+        reverse("generation-status", args=[job.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
+
+
 def test_a_verified_generation_event_updates_the_tracked_job(
-    members, vault_key, tracked_job, django_capture_on_commit_callbacks
+    clients, members, vault_key, tracked_job, django_capture_on_commit_callbacks
 ):
     inbox = inboxes.do_create_inbox(members[Role.ADMIN], name="Jobs", key=vault_key)
     inboxes.do_add_secret(members[Role.ADMIN], inbox, SECRET)
@@ -356,12 +362,30 @@ def test_a_verified_generation_event_updates_the_tracked_job(
     with django_capture_on_commit_callbacks(execute=True):
         assert post(inbox, body, **signed(body, event_id="evt_9")).status_code == 200
     tracked_job.refresh_from_db()
-    assert tracked_job.status == "succeeded"
-    shown = Template("{% load webhook_tags %}{% generation_update_path job %}").render(
-        Context({"job": tracked_job, "user": tracked_job.key.added_by})
-    )
+    assert tracked_job.status == "succeeded" and tracked_job.final_credits == 4
+    shown = update_path_shown(clients[Role.OWNER], tracked_job)
     assert 'data-update-path="webhook"' in shown
     assert "evt_9" in shown
+
+
+def test_the_event_is_applied_as_the_receiver_parsed_it(
+    members, vault_key, tracked_job, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The task gets the generation object from the receiver: it never reads the body again."""
+    inbox = inboxes.do_create_inbox(members[Role.ADMIN], name="Jobs", key=vault_key)
+    inboxes.do_add_secret(members[Role.ADMIN], inbox, SECRET)
+    inbox.refresh_from_db()
+    data = {"id": "task_1", "status": "failed", "error": {"code": "nsfw", "message": "No."}}
+    payload = {"id": "evt_7", "type": "generation.failed", "data": data, "test": False}
+    body = json.dumps(payload).encode()
+    monkeypatch.setattr(
+        InboxRequest, "body_bytes", property(lambda row: pytest.fail("the body was re-read"))
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(inbox, body, **signed(body, event_id="evt_7")).status_code == 200
+    tracked_job.refresh_from_db()
+    assert (tracked_job.status, tracked_job.error_code) == ("failed", "nsfw")
+    assert InboxRequest.objects.get().generation_applied_at is not None
 
 
 def test_an_unverified_event_does_not_touch_the_job(
@@ -375,13 +399,10 @@ def test_an_unverified_event_does_not_touch_the_job(
     assert tracked_job.status == "processing"
 
 
-def test_a_job_finished_by_polling_says_so(tracked_job):
+def test_a_job_finished_by_polling_says_so(clients, tracked_job):
     tracked_job.status = "succeeded"
     tracked_job.save()
-    shown = Template("{% load webhook_tags %}{% generation_update_path job %}").render(
-        Context({"job": tracked_job, "user": tracked_job.key.added_by})
-    )
-    assert 'data-update-path="polling"' in shown
+    assert 'data-update-path="polling"' in update_path_shown(clients[Role.OWNER], tracked_job)
 
 
 def test_stored_requests_keep_the_exact_bytes(inbox):

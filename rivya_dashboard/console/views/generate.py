@@ -51,20 +51,27 @@ def generate(request: HttpRequest) -> HttpResponse:
         source = get_object_or_404(visible, pk=request.GET["from"])
     model_id = source.model_id if source else request.GET.get("model")
     key_id = source.key_id if source else request.GET.get("key")
-    choice = generate_form.choose(request.user, model_id, key_id)
+    choice = generate_form.choose(request.user, model_id, str(key_id or ""))
+    refusal = generate_form.key_refusal(request.user, str(key_id or ""), choice)
+    if refusal:
+        # Say why the asked-for key cannot be used, and offer the member's first key instead.
+        choice = generate_form.choose(request.user, model_id, None)
     form = None
     if choice.model is not None and choice.key is not None:
         form = generate_form.build_form(choice, initial=generate_form.initial_for(choice, source))
-    return _page(request, choice, form)
+    return _page(request, choice, form, refusal=refusal)
 
 
 @role_required(Role.OPERATOR)
 @require_POST
 def generate_submit(request: HttpRequest) -> HttpResponse:
-    choice = generate_form.choose(request.user, request.POST.get("model"), request.POST.get("key"))
-    refusal = generate_form.grant_refusal(request.user, request.POST.get("key", ""), choice)
-    if choice.model is None or choice.key is None:
-        return _page(request, choice, None, status=403 if refusal else 400, refusal=refusal)
+    key_id = request.POST.get("key", "")
+    choice = generate_form.choose(request.user, request.POST.get("model"), key_id)
+    if choice.model is None:
+        return _page(request, choice, None, status=400)
+    refusal = generate_form.key_refusal(request.user, key_id, choice)
+    if not choice.keys:
+        return _page(request, choice, None, status=403, refusal=refusal)
     form = generate_form.build_form(choice, data=request.POST)
     if refusal:
         form.add_error(None, refusal)

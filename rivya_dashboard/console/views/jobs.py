@@ -8,13 +8,22 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
-from rivya_dashboard.console import compare, generate_form, generations, history, media_cache
+from rivya_dashboard.console import (
+    compare,
+    generate_form,
+    generations,
+    history,
+    media_cache,
+    status_card,
+)
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
@@ -64,18 +73,29 @@ def gallery(request: HttpRequest) -> HttpResponse:
 def job(request: HttpRequest, pk: int) -> HttpResponse:
     generation = _visible_job(request, pk)
     context = {
-        "job": generation,
+        **status_card.status_context(generation, request.user),
         "curl": history.as_curl(generation),
         "params_json": json.dumps(generation.params, indent=2, ensure_ascii=False)
         if generation.params
         else "",
         "can_delete": history.can_delete(request.user, generation),
-        "was_running": request.GET.get("was") == "running",
         "rerun_nonce": generate_form.new_nonce(),
         "can_run": request.user.has_role(Role.OPERATOR),
     }
-    template = "console/generation.html#job-status" if request.htmx else "console/generation.html"
-    return render(request, template, context)
+    return render(request, "console/generation.html", context)
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def job_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status card alone, which the job page polls; at the end htmx is told to stop."""
+    generation = _visible_job(request, pk)
+    # Only a page that saw the job running polls: a terminal answer here is news to announce.
+    context = {**status_card.status_context(generation, request.user), "announce": True}
+    if not generation.is_terminal:
+        return render(request, "console/generation.html#job-status", context)
+    html = render_to_string("console/generation.html#job-status", context, request=request)
+    return HttpResponseStopPolling(html)
 
 
 @role_required(Role.VIEWER)
@@ -106,10 +126,9 @@ def output_media(request: HttpRequest, pk: int, position: int) -> FileResponse:
 @require_POST
 def job_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     source = _visible_job(request, pk)
-    choice = generate_form.choose(request.user, source.model_id, source.key_id)
-    # choose() falls back to the first model and key; a run again must not switch either.
-    same = choice.model and choice.key and (choice.model.model_id, choice.key.pk)
-    if same != (source.model_id, source.key_id):
+    choice = generate_form.choose(request.user, source.model_id, str(source.key_id or "-"))
+    # choose() falls back to the first model when the job's left the catalogue: never run another.
+    if choice.key is None or choice.model is None or choice.model.model_id != source.model_id:
         messages.error(request, _("This model or key is no longer available to you."))
         return redirect("generation", pk=pk)
     try:
