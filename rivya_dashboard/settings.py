@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rivya_dashboard.request_context.RequestContextMiddleware",
     "rivya_dashboard.console.server_timing.ServerTimingMiddleware",
     # Outermost but timing: the 404, CSRF and sign-in redirects it sees are team pages too.
     "rivya_dashboard.cache_control.NoStoreMiddleware",
@@ -226,11 +227,26 @@ RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
 RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Every line carries the request id (and, as JSON, the member id, view and duration).
+RIVYA_LOG_FORMAT = env_choice("RIVYA_LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "rivya_dashboard.request_context.ContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "rivya_dashboard.request_context.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "rivya_dashboard.request_context.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": RIVYA_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_choice("RIVYA_LOG_LEVEL", "INFO", LOG_LEVELS)},
 }
 

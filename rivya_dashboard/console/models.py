@@ -265,3 +265,11 @@ class BalanceAlert(models.Model):
             return ""
         parts = urlsplit(self.alert_url)
         return f"{parts.scheme}://{parts.netloc}/…"
+
+
+class TaskOrigin(models.Model):
+    """The request that enqueued a background task, so the worker logs under its request id."""
+
+    task_id = models.CharField(max_length=64, primary_key=True)
+    request_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
