@@ -29,8 +29,9 @@ class Context:
     view: str = ""
 
 
-CURRENT: contextvars.ContextVar[Context] = contextvars.ContextVar(
-    "rivya_context", default=Context()
+NO_CONTEXT = Context()
+CURRENT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "rivya_context", default=None
 )
 
 
@@ -39,7 +40,7 @@ def new_request_id() -> str:
 
 
 def current() -> Context:
-    return CURRENT.get()
+    return CURRENT.get() or NO_CONTEXT
 
 
 def bind(context: Context) -> contextvars.Token:

@@ -273,3 +273,6 @@ class TaskOrigin(models.Model):
     task_id = models.CharField(max_length=64, primary_key=True)
     request_id = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.task_id} ← {self.request_id}"
