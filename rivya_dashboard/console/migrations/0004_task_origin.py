@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0002_balance_readings_alerts'),
+        ('console', '0003_generation_category_outputs_hold_urls'),
     ]
 
     operations = [
