@@ -73,6 +73,7 @@ MIDDLEWARE = [
     # After MessageMiddleware: the sign-out it forces leaves a message for the login page.
     "rivya_dashboard.accounts.middleware.SessionLifetimeMiddleware",
     "rivya_dashboard.accounts.middleware.SecondFactorMiddleware",
+    "rivya_dashboard.accounts.member_sessions.SessionTrackingMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "rivya_dashboard.vault.middleware.KeyUnusableMiddleware",

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.audit import record
+from rivya_dashboard.accounts.member_sessions import end_sessions
 from rivya_dashboard.accounts.models import (
     AuditEvent,
     RecoveryCode,
@@ -30,7 +31,6 @@ from rivya_dashboard.accounts.models import (
     TotpDevice,
     User,
 )
-from rivya_dashboard.accounts.team import end_sessions
 from rivya_dashboard.vault import crypto
 
 # Session keys: the factor was proven in this session; an enrolment in progress (encrypted).

@@ -2,6 +2,7 @@
 and the owner's Security page (the team's requirement, resets)."""
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -9,7 +10,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from rivya_dashboard.accounts import second_factor
+from rivya_dashboard.accounts import member_sessions, second_factor
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.forms import SecondFactorCodeForm, SecurityPolicyForm
 from rivya_dashboard.accounts.models import Role, TotpDevice, User
@@ -25,7 +26,14 @@ def my_security(request: HttpRequest) -> HttpResponse:
 
 def my_security_context(request: HttpRequest) -> dict:
     member = request.user
+    current = member_sessions.key_hash(request.session.session_key or "")
+    sessions = [
+        {"row": row, "device": member_sessions.describe_device(row.user_agent)}
+        for row in member_sessions.live_sessions(member)
+    ]
     return {
+        "sessions": sessions,
+        "current_hash": current,
         "device": TotpDevice.objects.filter(user=member).first(),
         "recovery_left": second_factor.recovery_codes_left(member),
         "required": second_factor.factor_required(member),
@@ -152,7 +160,16 @@ def policy_page_context() -> dict:
 def security_context(form: SecurityPolicyForm, policy: object) -> dict:
     members = User.objects.filter(is_active=True).order_by("username")
     with_factor = set(TotpDevice.objects.values_list("user_id", flat=True))
-    rows = [{"member": member, "has_factor": member.pk in with_factor} for member in members]
+    live = member_sessions.live_sessions().values_list("user_id").annotate(count=Count("id"))
+    session_counts = dict(live)
+    rows = [
+        {
+            "member": member,
+            "has_factor": member.pk in with_factor,
+            "sessions": session_counts.get(member.pk, 0),
+        }
+        for member in members
+    ]
     return {"form": form, "policy": policy, "rows": rows}
 
 

@@ -2,14 +2,13 @@
 
 from typing import TYPE_CHECKING
 
-from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.accounts.audit import record
+from rivya_dashboard.accounts.member_sessions import end_sessions
 from rivya_dashboard.accounts.models import Invite, Role, User
 
 if TYPE_CHECKING:
@@ -45,18 +44,6 @@ def do_change_role(actor: User, member: User, role: str, request: HttpRequest) -
         member.is_superuser = member.is_staff = False
     member.save(update_fields=["role", "is_superuser", "is_staff"])
     record(actor, "member.role_changed", member.get_username(), request=request, old=old, new=role)
-
-
-def end_sessions(member: User, *, keep: str | None = None) -> int:
-    """Delete the member's stored sessions but `keep`, so reactivating them later revives none."""
-    member_id = str(member.pk)
-    ended = [
-        session.pk
-        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
-        if session.get_decoded().get(SESSION_KEY) == member_id and session.pk != keep
-    ]
-    Session.objects.filter(pk__in=ended).delete()
-    return len(ended)
 
 
 @transaction.atomic

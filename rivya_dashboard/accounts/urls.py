@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rivya_dashboard.accounts import reauth_views, second_factor_views, views
+from rivya_dashboard.accounts import reauth_views, second_factor_views, session_views, views
 
 urlpatterns = [
     path("login/", views.sign_in, name="login"),
@@ -16,6 +16,13 @@ urlpatterns = [
     path("security/authenticator/", second_factor_views.totp_enrol, name="totp-enrol"),
     path("security/authenticator/remove/", second_factor_views.totp_remove, name="totp-remove"),
     path("security/recovery-codes/", second_factor_views.recovery_codes, name="recovery-codes"),
+    path("security/password/", session_views.password_change, name="password-change"),
+    path("security/sessions/<int:pk>/end/", session_views.session_end, name="session-end"),
+    path(
+        "security/sessions/end-others/",
+        session_views.sessions_end_others,
+        name="sessions-end-others",
+    ),
     path("verify/", second_factor_views.verify, name="mfa-verify"),
     path("confirm/", reauth_views.confirm, name="reauth-confirm"),
     path("team-security/", second_factor_views.security_page, name="security"),
@@ -24,6 +31,11 @@ urlpatterns = [
         "team-security/members/<int:pk>/reset/",
         second_factor_views.member_mfa_reset,
         name="member-mfa-reset",
+    ),
+    path(
+        "team-security/members/<int:pk>/sign-out/",
+        session_views.member_sign_out,
+        name="member-sign-out",
     ),
     path("audit/", views.audit_page, name="audit"),
     path("audit/export.csv", views.audit_export, name="audit-export"),

@@ -16,7 +16,8 @@ CSS = Path(settings.BASE_DIR) / "static" / "css" / "console.css"
 
 
 def nav_links(html: str) -> list[str]:
-    nav = re.search(r'<nav id="primary-nav".*?</nav>', html, re.S)
+    """The sections listed in the menu (the member's own security link sits below them)."""
+    nav = re.search(r'<nav id="primary-nav".*?<ul>.*?</ul>', html, re.S)
     return re.findall(r'href="([^"]+)"', nav.group(0)) if nav else []
 
 
