@@ -97,7 +97,10 @@ TEMPLATES = [
                 "rivya_dashboard.webhooks.alerts.failure_banner",
                 "rivya_dashboard.console.alerts.low_balance_banner",
             ],
-            "builtins": ["template_partials.templatetags.partials"],
+            "builtins": [
+                "template_partials.templatetags.partials",
+                "rivya_dashboard.console.templatetags.quantities",
+            ],
         },
     }
 ]

@@ -5,6 +5,7 @@ import json
 from django.utils.translation import gettext as _
 
 from rivya_dashboard.chat.models import ChatSession, ChatTurn
+from rivya_dashboard.console.templatetags.quantities import credits as credits_text
 
 
 def turn_record(turn: ChatTurn) -> dict:
@@ -63,7 +64,7 @@ def usage_line(turn: ChatTurn) -> str:
             % {"input": turn.input_tokens or 0, "output": turn.output_tokens or 0}
         )
     if turn.credits_final is not None:
-        parts.append(_("%(credits)s credits") % {"credits": turn.credits_final})
+        parts.append(credits_text(turn.credits_final))
     if turn.request_id:
         parts.append(f"`{turn.request_id}`")
     if turn.error_message:

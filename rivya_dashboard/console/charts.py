@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from django.utils import formats
 
+from rivya_dashboard.bidi import isolate_numbers
+
 WIDTH = 960
 HEIGHT = 240
 # Room for the value labels on the left and the dates underneath.
@@ -105,7 +107,7 @@ def y_scale(top: float, bottom_value: float = 0) -> tuple[list[Tick], float]:
 def sparse_labels(positions: Sequence[float], texts: Sequence[str]) -> list[XLabel]:
     every = max(1, math.ceil(len(texts) / MAX_X_LABELS))
     return [
-        XLabel(x, text)
+        XLabel(x, isolate_numbers(text))
         for i, (x, text) in enumerate(zip(positions, texts, strict=True))
         if i % every == 0
     ]

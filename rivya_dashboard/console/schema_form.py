@@ -18,7 +18,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 PARAM_PREFIX = "p_"
 REFERENCE_KEY = "referenceMediaItems"
@@ -325,7 +325,12 @@ class GenerationForm(forms.Form):
         rules = reference_rules(self.model)
         if rules["max_files"] and len(chosen) > rules["max_files"]:
             raise ValidationError(
-                _("Pick at most %(count)s files for this model.") % {"count": rules["max_files"]}
+                ngettext(
+                    "Pick at most %(count)s file for this model.",
+                    "Pick at most %(count)s files for this model.",
+                    rules["max_files"],
+                )
+                % {"count": rules["max_files"]}
             )
         wrong = [pk for pk in chosen if self.reference_kinds.get(pk) not in rules["kinds"]]
         if wrong:

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -118,7 +119,11 @@ def control_top_up(request: HttpRequest, pk: int) -> HttpResponse:
     do_top_up(request.user, account, form.cleaned_data["amount"], request)
     messages.success(
         request,
-        _("Added %(amount)d credits to %(name)s.")
+        ngettext(
+            "Added %(amount)d credit to %(name)s.",
+            "Added %(amount)d credits to %(name)s.",
+            form.cleaned_data["amount"],
+        )
         % {"amount": form.cleaned_data["amount"], "name": account.name},
     )
     return back("accounts")

@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
@@ -177,14 +178,20 @@ def check_grant_terms(grant: KeyGrant, action: str, credits: Decimal, now: datet
 def cap_message(grant: KeyGrant, period: Period, cap: int, spent: Decimal) -> str:
     resets = f"{period.resets_at:%Y-%m-%d %H:%M} UTC"
     if period.name == "daily":
-        text = _(
+        text = ngettext(
+            "This call would pass your daily cap of %(cap)s credit on the key “%(key)s” "
+            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner.",
             "This call would pass your daily cap of %(cap)s credits on the key “%(key)s” "
-            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner."
+            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner.",
+            cap,
         )
     else:
-        text = _(
+        text = ngettext(
+            "This call would pass your monthly cap of %(cap)s credit on the key “%(key)s” "
+            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner.",
             "This call would pass your monthly cap of %(cap)s credits on the key “%(key)s” "
-            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner."
+            "(%(spent)s used). The cap resets at %(resets)s; ask an admin to raise it sooner.",
+            cap,
         )
     return text % {
         "cap": cap,

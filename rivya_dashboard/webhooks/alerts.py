@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import Role, User
@@ -67,7 +68,11 @@ def failure_reason(endpoint: dict, deliveries: list[dict], now: datetime) -> str
     minutes = settings.RIVYA_WEBHOOK_ALERT_MINUTES
     failures = recent_failures(deliveries, now - timedelta(minutes=minutes))
     if failures >= settings.RIVYA_WEBHOOK_ALERT_FAILURES:
-        return _("%(count)s failed deliveries in the last %(minutes)s minutes.") % {
+        return ngettext(
+            "%(count)s failed delivery in the last %(minutes)s minutes.",
+            "%(count)s failed deliveries in the last %(minutes)s minutes.",
+            failures,
+        ) % {
             "count": failures,
             "minutes": minutes,
         }

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from rivya_dashboard.rivya import signing
 
@@ -156,7 +157,8 @@ def check_headers(result: Diagnosis, lowered: dict[str, str]) -> tuple[str, str,
     result.add(
         _("Signature header well formed"),
         True,
-        _("%(count)s v1 signature(s).") % {"count": len(signatures)},
+        ngettext("%(count)s v1 signature.", "%(count)s v1 signatures.", len(signatures))
+        % {"count": len(signatures)},
     )
     return msg_id, timestamp, signatures
 

@@ -15,6 +15,8 @@ from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from rivya_dashboard.accounts.models import User
+from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.vault.models import ApiKey
 from tests.conftest import make_member
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would otherwise
@@ -139,3 +141,16 @@ def screenshot() -> Callable[[Page, str], None]:
         page.set_viewport_size(viewport)
 
     return shoot
+
+
+def store_sandbox_key(owner: User, live_url: str, credits: int = 1000) -> ApiKey:
+    """A team key "Sandbox" on the live server's own sandbox, holding a new sandbox account."""
+    key = ApiKey.objects.create(
+        label="Sandbox",
+        environment="sandbox",
+        base_url=f"{live_url}/sandbox/api/v1",
+        added_by=owner,
+    )
+    key.store_secret(issue_key(credits=credits))
+    key.save(update_fields=["secret", "last4"])
+    return key

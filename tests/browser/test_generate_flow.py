@@ -12,10 +12,10 @@ from playwright.sync_api import Page, expect
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
-from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
+from tests.browser.conftest import store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
@@ -45,14 +45,7 @@ def sandbox_team_key(live_server, settings) -> ApiKey:
     SandboxSettings.load()
     SandboxSettings.objects.update(clock_speed=1.5)
     owner = make_member(Role.OWNER, "owner")
-    key = ApiKey.objects.create(
-        label="Sandbox",
-        environment="sandbox",
-        base_url=f"{live_server.url}/sandbox/api/v1",
-        added_by=owner,
-    )
-    key.store_secret(issue_key(credits=1000))
-    key.save(update_fields=["secret", "last4"])
+    key = store_sandbox_key(owner, live_server.url)
     return key
 
 

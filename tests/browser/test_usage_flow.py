@@ -14,10 +14,9 @@ from playwright.sync_api import Page, expect
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import BalanceReading, Generation
-from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
-from tests.browser.conftest import PHONE
+from tests.browser.conftest import PHONE, store_sandbox_key
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
@@ -31,14 +30,7 @@ def team(live_server, settings) -> ApiKey:
     settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
     SandboxSettings.load()
     owner = make_member(Role.OWNER, "owner")
-    key = ApiKey.objects.create(
-        label="Sandbox",
-        environment="sandbox",
-        base_url=f"{live_server.url}/sandbox/api/v1",
-        added_by=owner,
-    )
-    key.store_secret(issue_key(credits=1000))
-    key.save(update_fields=["secret", "last4"])
+    key = store_sandbox_key(owner, live_server.url)
     models_catalog.do_refresh(key)
     alice = make_member(Role.OPERATOR, "alice")
     bob = make_member(Role.OPERATOR, "bob")

@@ -13,10 +13,10 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import generations
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.rivya import signing
-from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest
+from tests.browser.conftest import store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
@@ -33,14 +33,7 @@ def team_key(live_server, settings, monkeypatch) -> ApiKey:
     WebhookSettings.load()
     WebhookSettings.objects.update(allow_local_targets=True, fast_retries=True)
     owner = make_member(Role.OWNER, "owner")
-    key = ApiKey.objects.create(
-        label="Sandbox",
-        environment="sandbox",
-        base_url=f"{live_server.url}/sandbox/api/v1",
-        added_by=owner,
-    )
-    key.store_secret(issue_key(credits=1000))
-    key.save(update_fields=["secret", "last4"])
+    key = store_sandbox_key(owner, live_server.url)
     return key
 
 

@@ -142,7 +142,7 @@ def test_crossing_the_threshold_raises_one_banner_one_audit_row_and_rearms(clien
     read_now(clients[Role.OWNER], vault_key)
     read_now(clients[Role.OWNER], vault_key)
     assert AuditEvent.objects.filter(action="credits.low_balance").count() == 1
-    banner = "below 2000 credits"
+    banner = "below 2,000 credits"
     assert banner in clients[Role.ADMIN].get(reverse("home")).content.decode()
     assert banner not in clients[Role.OPERATOR].get(reverse("home")).content.decode()
     set_alert(clients[Role.ADMIN], vault_key, threshold=500)

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from rivya_dashboard.accounts.models import Role
@@ -57,7 +58,15 @@ def catalogue_refresh(request: HttpRequest) -> HttpResponse:
             % {"error": exc},
         )
     else:
-        messages.success(request, _("Catalogue refreshed: %(count)s models.") % {"count": count})
+        messages.success(
+            request,
+            ngettext(
+                "Catalogue refreshed: %(count)s model.",
+                "Catalogue refreshed: %(count)s models.",
+                count,
+            )
+            % {"count": count},
+        )
     return redirect("models")
 
 

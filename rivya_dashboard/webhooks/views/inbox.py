@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from rivya_dashboard import visibility
@@ -129,7 +130,13 @@ def inbox_secret(request: HttpRequest, pk: int) -> HttpResponse:
     if action == "end-overlap":
         ended = inboxes.do_end_overlap(request.user, inbox, request=request)
         messages.success(
-            request, _("%(count)s previous secret(s) no longer accepted.") % {"count": ended}
+            request,
+            ngettext(
+                "%(count)s previous secret no longer accepted.",
+                "%(count)s previous secrets no longer accepted.",
+                ended,
+            )
+            % {"count": ended},
         )
         return redirect("inbox-detail", pk=inbox.pk)
     if action == "forget":
@@ -273,7 +280,11 @@ def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
         if form.cleaned_data["confirm_count"] != len(ids):
             form.add_error(
                 None,
-                _("The selection now holds %(count)s requests; confirm again.")
+                ngettext(
+                    "The selection now holds %(count)s request; confirm again.",
+                    "The selection now holds %(count)s requests; confirm again.",
+                    len(ids),
+                )
                 % {"count": len(ids)},
             )
         else:
@@ -286,7 +297,12 @@ def inbox_bulk_replay(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    _("Replaying %(count)s requests in the background.") % {"count": len(ids)},
+                    ngettext(
+                        "Replaying %(count)s request in the background.",
+                        "Replaying %(count)s requests in the background.",
+                        len(ids),
+                    )
+                    % {"count": len(ids)},
                 )
                 return redirect("inbox-detail", pk=inbox.pk)
     context = {"inbox": inbox, "form": form, "count": len(ids), "limit": BULK_LIMIT}
