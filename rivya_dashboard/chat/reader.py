@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from rivya_dashboard import outbound
 from rivya_dashboard.chat.models import ChatEvent, ChatSession, ChatTurn
-from rivya_dashboard.chat.relay import LIVE, Frame, LiveTurn
+from rivya_dashboard.chat.relay import LIVE, Frame, LiveTurn, hand_back_connection
 from rivya_dashboard.rivya.client import (
     DeltaEvent,
     DoneEvent,
@@ -27,8 +27,7 @@ from rivya_dashboard.rivya.client import (
 )
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
-from rivya_dashboard.vault.grants import GrantRefused
-from rivya_dashboard.vault.models import Action, LedgerEntry
+from rivya_dashboard.vault.models import LedgerEntry
 
 log = logging.getLogger(__name__)
 Status = ChatTurn.Status
@@ -54,19 +53,23 @@ def watch_responses(session: outbound.Session) -> None:
         hooks.append(_remember_upstream)
 
 
-def start_reading(turn: ChatTurn, reserve: int | None) -> LiveTurn:
-    """`turn` comes with its session, key and member loaded; the reader only reads them."""
+def start_reading(turn: ChatTurn, reserve: int | None, entry: LedgerEntry) -> LiveTurn:
+    """`turn` comes with its session, key and member loaded, and `entry` is its open ledger row
+    (the grant was checked when it was written); the reader only reads them."""
     live = LIVE.add(turn.pk)
     thread = threading.Thread(
-        target=read_reply, args=(turn, live, reserve), name=f"chat-turn-{turn.pk}", daemon=True
+        target=read_reply,
+        args=(turn, live, reserve, entry),
+        name=f"chat-turn-{turn.pk}",
+        daemon=True,
     )
     thread.start()
     return live
 
 
-def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None) -> None:
+def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None, entry: LedgerEntry) -> None:
     _reading.live = live
-    reader = ReplyReader(turn, live, reserve)
+    reader = ReplyReader(turn, live, reserve, entry)
     try:
         reader.run()
     except Exception:
@@ -80,7 +83,9 @@ def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None) -> None:
 
 
 class ReplyReader:
-    def __init__(self, turn: ChatTurn, live: LiveTurn, reserve: int | None) -> None:
+    def __init__(
+        self, turn: ChatTurn, live: LiveTurn, reserve: int | None, entry: LedgerEntry
+    ) -> None:
         self.turn = turn
         self.live = live
         self.reserve = reserve
@@ -89,33 +94,18 @@ class ReplyReader:
         self.thinking: list[str] = []
         self.began = time.monotonic()
         self.ttft_ms: int | None = None
-        self.entry: LedgerEntry | None = None
+        self.entry = entry
         self.remote_session_id = turn.session.remote_id
         self.client: RivyaClient | None = None
 
     def run(self) -> None:
         key = self.turn.session.api_key
-        if key is None:
-            self.refuse(_("The key of this chat was deleted. Start a new chat with another key."))
-            return
-        client = key.client()
-        self.client = client
-        watch_responses(client.session)
         try:
-            with ledger.recording(
-                self.turn.created_by,
-                key,
-                "chat.stream",
-                action=Action.CHAT,
-                client=client,
-                model=self.turn.model,
-                credits=self.reserve,
-                idempotency_key=self.turn.idempotency_key,
-            ) as entry:
-                self.entry = entry
+            with ledger.settling(self.entry, key):
+                client = key.client()
+                self.client = client
+                watch_responses(client.session)
                 self.relay(client)
-        except GrantRefused as refused:
-            self.refuse(str(refused))
         except RivyaError as error:
             # The client raises only before the stream starts; later errors arrive as events.
             self.refuse(error.message, code=error.code or "", request_id=error.request_id or "")
@@ -163,8 +153,7 @@ class ReplyReader:
             self.done(event.data)
         elif isinstance(event, ErrorEvent):
             error = event.error
-            if self.entry is not None:
-                self.entry.error_code = (error.code or "stream_error")[:64]
+            self.entry.error_code = (error.code or "stream_error")[:64]
             self.close(Kind.ERROR, Status.FAILED, error.message, error)
 
     def opened(self, event: SessionEvent) -> None:
@@ -173,14 +162,15 @@ class ReplyReader:
             self.remote_session_id = remote
             ChatSession.objects.filter(pk=self.turn.session_id).update(remote_id=remote)
         # Still waiting: the status turns to streaming with the first words, not at acceptance.
+        request_id = (self.client.last_request_id or "") if self.client else ""
+        self.entry.request_id = request_id[:100]
         self.live.update(
-            completion_id=str(event.data.get("id") or "")[:64],
-            request_id=(self.client.last_request_id or "")[:64] if self.client else "",
+            completion_id=str(event.data.get("id") or "")[:64], request_id=request_id[:64]
         )
         self.live.started.set()
         LIVE.wake.set()
         # The stream may run for minutes and needs the database again only at its end.
-        connection.close()
+        hand_back_connection()
 
     def add(self, kind: str, text: str, **fields: object) -> None:
         self.seq += 1
@@ -204,9 +194,8 @@ class ReplyReader:
             "credits_reserved": _count(credits.get("reserved")),
             "credits_final": _count(credits.get("final")),
         }
-        if self.entry is not None:
-            self.entry.credits_reserved = _decimal(credits.get("reserved"), self.reserve)
-            self.entry.credits_final = _decimal(credits.get("final"), None)
+        self.entry.credits_reserved = _decimal(credits.get("reserved"), self.reserve)
+        self.entry.credits_final = _decimal(credits.get("final"), None)
         self.close(Kind.DONE, Status.DONE, "", None, **fields)
 
     def stopped(self, client: RivyaClient) -> None:
@@ -215,9 +204,8 @@ class ReplyReader:
         message = _("Stopped. The reply so far is kept.")
         self.close(Kind.STOPPED, Status.STOPPED, message, None, credits_reserved=self.reserve)
         charged = self.charged_after_stop(client)
-        if self.entry is not None:
-            self.entry.error_code = "stopped"
-            self.entry.credits_final = _decimal(charged, None)
+        self.entry.error_code = "stopped"
+        self.entry.credits_final = _decimal(charged, None)
         if charged is not None:
             ChatTurn.objects.filter(pk=self.turn.pk).update(credits_final=charged)
 

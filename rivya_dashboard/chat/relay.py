@@ -172,6 +172,15 @@ class Registry:
 LIVE = Registry()
 
 
+def hand_back_connection() -> None:
+    """Give the thread's database connection back while it waits on a stream. A PostgreSQL
+    connection is a server process, and fifty waiting streams must not hold fifty; an SQLite
+    connection is only a file handle, and reopening it re-reads the schema (and the last one to
+    close checkpoints the WAL with an fsync), costs the next request of this thread would pay."""
+    if connection.vendor != "sqlite":
+        connection.close()
+
+
 def save_loop() -> None:
     last_stop_check = 0.0
     while True:
@@ -233,16 +242,10 @@ def cut_stopped(turns: list[LiveTurn]) -> None:
 def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
     """The turn's frames after `after`, ending with its terminal frame; None marks a quiet spell
     of HEARTBEAT_SECONDS, for the caller to send a keep-alive."""
-    # Status first: it is saved in the same transaction as the terminal event, so a finished
-    # turn with no terminal event is one brought in from a Rivya session, which has none.
-    finished = ChatTurn.objects.filter(pk=turn_id, status__in=ChatTurn.TERMINAL).exists()
-    terminal = ChatEvent.objects.filter(turn_id=turn_id, kind__in=ChatEvent.TERMINAL)
-    end = terminal.values_list("seq", "kind", "text").first()
-    if end is not None and end[0] <= after:
-        yield Frame(*end)  # a reconnect after the end gets the end again, not a silent wait
-        return
-    if finished and end is None:
-        yield Frame(after + 1, ChatEvent.Kind.DONE)
+    # A reply this process is reading has not ended: its frames are in memory, no query needed
+    # before the first words (the usual case: the stream opens right after the send).
+    if LIVE.get(turn_id) is None and (end := ended(turn_id, after)) is not None:
+        yield end
         return
     last = after
     quiet_since = time.monotonic()
@@ -260,14 +263,27 @@ def tail(turn_id: int, after: int) -> Iterator[Frame | None]:
             yield None
 
 
+def ended(turn_id: int, after: int) -> Frame | None:
+    """The frame that ends a finished turn for a stream resuming after `after`, else None."""
+    # Status first: it is saved in the same transaction as the terminal event, so a finished
+    # turn with no terminal event is one brought in from a Rivya session, which has none.
+    finished = ChatTurn.objects.filter(pk=turn_id, status__in=ChatTurn.TERMINAL).exists()
+    terminal = ChatEvent.objects.filter(turn_id=turn_id, kind__in=ChatEvent.TERMINAL)
+    end = terminal.values_list("seq", "kind", "text").first()
+    if end is not None and end[0] <= after:
+        return Frame(*end)  # a reconnect after the end gets the end again, not a silent wait
+    if finished and end is None:
+        return Frame(after + 1, ChatEvent.Kind.DONE)
+    return None
+
+
 def next_frames(turn_id: int, last: int, quiet_since: float, eager: bool) -> list[Frame]:
     """Eager until the first frame (time to first token); afterwards the saver writes only
     every FLUSH_SECONDS, so polling the database more often would find nothing new."""
     live = LIVE.get(turn_id)
     if live is not None:
-        # Following this process's reader needs no database: hand the connection back, so
-        # fifty open streams do not hold fifty PostgreSQL connections.
-        connection.close()
+        # Following this process's reader needs no database.
+        hand_back_connection()
         return live.frames_after(last, timeout=HEARTBEAT_SECONDS)
     rows = ChatEvent.objects.filter(turn_id=turn_id, seq__gt=last).order_by("seq")
     frames = [Frame(*row) for row in rows.values_list("seq", "kind", "text")]

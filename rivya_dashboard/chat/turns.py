@@ -3,6 +3,7 @@
 import math
 
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -14,7 +15,8 @@ from rivya_dashboard.chat.relay import LIVE
 from rivya_dashboard.console.files import UploadTooLarge, do_upload
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.rivya.errors import RivyaError
-from rivya_dashboard.vault.grants import GrantRefused, check_grant
+from rivya_dashboard.vault import ledger
+from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import Action, ApiKey
 
 # How long a POST without JavaScript waits for Rivya to accept the turn; a slower start simply
@@ -99,22 +101,33 @@ def do_send_turn(
         raise TurnRefused(_("The key of this chat was deleted. Start a new chat with another key."))
     reserve = reserve_for(session.model)
     try:
-        check_grant(user, session.api_key, Action.CHAT, reserve or 0)
+        # One write before the call, here: the reader thread then calls Rivya at once, with no
+        # database connection of its own to open and no write lock to wait for first.
+        with transaction.atomic():
+            entry = ledger.open_entry(
+                user,
+                session.api_key,
+                "chat.stream",
+                action=Action.CHAT,
+                credits=reserve,
+                model=session.model,
+                idempotency_key=idempotency_key,
+            )
+            turn = ChatTurn.objects.create(
+                session=session,
+                created_by=user,
+                message=message,
+                model=session.model,
+                idempotency_key=idempotency_key,
+                **options,
+            )
+            ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except GrantRefused as refused:
         raise TurnRefused(str(refused)) from refused
-    turn = ChatTurn.objects.create(
-        session=session,
-        created_by=user,
-        message=message,
-        model=session.model,
-        idempotency_key=idempotency_key,
-        **options,
-    )
-    live = start_reading(turn, reserve)
+    live = start_reading(turn, reserve, entry)
     # Let the reader reach Rivya before this thread renders the page: both need the GIL, and
     # the upstream call is what the first word waits for.
     live.calling.wait(CALL_WAIT_SECONDS)
-    ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     return turn
 
 

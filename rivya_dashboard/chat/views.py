@@ -15,7 +15,7 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
 from rivya_dashboard.chat.forms import NewChatForm, TurnForm, chat_models
-from rivya_dashboard.chat.models import ChatSession, ChatTurn
+from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
 from rivya_dashboard.chat.relay import Frame, tail
 from rivya_dashboard.chat.turns import (
     TurnRefused,
@@ -155,9 +155,10 @@ def turn_sent(
 ) -> HttpResponse:
     if not request.htmx:
         return redirect(f"{reverse('chat-session', args=[session.pk])}#turn-{turn.pk}")
-    form = turn_form(session.model)
-    context = {"turn": turn, "session": session, "form": form, "replaced": replaced}
-    return render(request, f"{PAGE}#sent", context)
+    # Small on purpose: this renders while the reader waits for the first words, and both
+    # threads need the GIL.
+    context = {"turn": turn, "session": session, "replaced": replaced}
+    return render(request, f"{PAGE}#sent", {**context, "next_key": new_idempotency_key()})
 
 
 @role_required(Role.OPERATOR)

@@ -91,6 +91,14 @@ def recording(
         model=model,
         idempotency_key=idempotency_key,
     )
+    with settling(entry, key, client=client):
+        yield entry
+
+
+@contextmanager
+def settling(entry: LedgerEntry, key: ApiKey, *, client: Any = None) -> Iterator[LedgerEntry]:
+    """Settle a row opened earlier by open_entry: a call whose row was written in the request
+    that asked for it (in that request's transaction) and is made later, by another thread."""
     started = time.perf_counter()
     outer = current_entry.get()
     current_entry.set(entry)

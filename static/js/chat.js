@@ -247,6 +247,22 @@
     if (shown) shown.textContent = file ? file.name : "";
   });
 
+  // A sent message leaves the box; the options stay as they were for the next one. A refusal
+  // comes back as a new composer (HX-Retarget) and keeps what was typed.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    if (event.detail.elt.id !== "composer" || !xhr || xhr.status >= 300 || xhr.getResponseHeader("HX-Retarget")) return;
+    var form = composer();
+    form.querySelector("[data-composer-input]").value = "";
+    form.querySelector("[data-composer-error]").hidden = true;
+    var attach = form.querySelector("[data-attach]");
+    if (attach) attach.value = "";
+    var shown = form.querySelector("[data-attached]");
+    if (shown) shown.textContent = "";
+    following = true;
+    follow();
+  });
+
   document.addEventListener("htmx:load", function (event) {
     enhance(event.detail.elt);
     if (event.detail.elt.id === "composer") {

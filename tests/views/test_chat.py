@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rivya_dashboard.accounts.models import Role
-from rivya_dashboard.chat import relay
+from rivya_dashboard.chat import relay, turns
 from rivya_dashboard.chat.models import ChatEvent, ChatSession, ChatTurn
 from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.sandbox.choices import CHARS_PER_TOKEN
@@ -253,7 +253,7 @@ def test_the_same_idempotency_key_sends_once(clients, chat_ready):
     assert ChatTurn.objects.filter(message="Again").count() == 1
 
 
-def test_htmx_send_appends_the_turn_and_a_fresh_composer(clients, chat_ready):
+def test_htmx_send_appends_the_turn_and_only_a_fresh_idempotency_key(clients, chat_ready):
     client = clients[Role.OPERATOR]
     start_chat(client, chat_ready)
     first = ChatTurn.objects.get()
@@ -268,8 +268,10 @@ def test_htmx_send_appends_the_turn_and_a_fresh_composer(clients, chat_ready):
     html = response.content.decode()
     turn = ChatTurn.objects.get(message="Next one")
     assert f'id="turn-{turn.pk}"' in html
-    assert 'hx-swap-oob="true"' in html and "idem-3" not in html
-    assert "<html" not in html
+    key = re.search(r'<input[^>]*id="id_idempotency_key"[^>]*>', html).group(0)
+    assert 'hx-swap-oob="true"' in key and "idem-3" not in key
+    # The composer is not rendered again: that render competed with the reader for the GIL.
+    assert 'id="composer"' not in html and "<html" not in html
     read_stream(client, turn)
 
 
@@ -704,3 +706,25 @@ def test_a_chat_models_page_opens_a_chat_with_it_picked(clients, chat_ready):
     assert "Generate with this model" not in html
     chat = client.get(link.group(1)).content.decode()
     assert f'<option value="{THINKER}" selected>' in chat
+
+
+def test_the_send_request_writes_the_ledger_row_so_the_reader_calls_rivya_at_once(
+    clients, chat_ready, monkeypatch
+):
+    """The reader thread opens no database connection and takes no write lock before its call:
+    the turn and its ledger row (the grant checked under its lock) are one write in the request."""
+    handed = []
+
+    def start_reading(turn, reserve, entry):
+        handed.append((turn, reserve, entry))
+        live = relay.LIVE.add(turn.pk)
+        live.close_with(relay.Frame(1, "done"))
+        return live
+
+    monkeypatch.setattr(turns, "start_reading", start_reading)
+    start_chat(clients[Role.OPERATOR], chat_ready, HTTP_HX_REQUEST="true")
+
+    turn, reserve, entry = handed[0]
+    assert entry.pk == LedgerEntry.objects.get(operation="chat.stream").pk
+    assert (entry.idempotency_key, entry.credits_reserved, reserve) == (turn.idempotency_key, 3, 3)
+    assert entry.member == turn.created_by and entry.key == chat_ready
