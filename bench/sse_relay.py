@@ -19,7 +19,12 @@ upstream stream never competes with the console for the same threads or SQLite's
    first byte of the event stream p95 < 1 s, no stream stalls (a gap > 3 s between events),
    every stream ends with its final event, the page p95 < 1 s.
 
+With `--before DIR` (a checkout of earlier code, e.g. `git archive main | tar -x -C DIR`) a
+third server runs that code against the same sandbox, and each round reads its streams too, in
+turn with the others: before and after from one run on one machine under the same load.
+
     python bench/sse_relay.py [--rounds 10] [--seconds 10] [--workers 2] [--threads 32]
+                              [--shared-db] [--before DIR]
 """
 
 import argparse
@@ -106,8 +111,8 @@ class Reading:
     reader_ttft: float = 0.0  # the console's reader: started to first words (its own clock)
 
 
-def manage(*args: str, env: dict) -> str:
-    command = [sys.executable, str(ROOT / "manage.py"), *args]
+def manage(*args: str, env: dict, root: Path = ROOT) -> str:
+    command = [sys.executable, str(root / "manage.py"), *args]
     return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
 
 
@@ -124,9 +129,18 @@ def wait_healthy(url: str, process: subprocess.Popen) -> None:
         time.sleep(0.2)
 
 
+@dataclass
+class Server:
+    root: Path  # the checkout whose manage.py serves
+    env: dict
+    url: str = ""
+
+
 @contextmanager
-def servers(workers: int, threads: int, shared_db: bool) -> Iterator[tuple[str, str, list]]:
-    """(console URL, sandbox API base URL, [console env, sandbox env]) with both running."""
+def servers(
+    workers: int, threads: int, shared_db: bool, before: Path | None
+) -> Iterator[list[Server]]:
+    """[console, upstream sandbox, and the earlier console when `before` is given], running."""
     with tempfile.TemporaryDirectory(prefix="rivya-sse-bench-") as data_dir:
         env = {
             **os.environ,
@@ -140,20 +154,28 @@ def servers(workers: int, threads: int, shared_db: bool) -> Iterator[tuple[str, 
         }
         upstream_dir = Path(data_dir) / ("." if shared_db else "upstream")
         upstream_dir.mkdir(exist_ok=True)
-        envs = [env, {**env, "RIVYA_DATA_DIR": str(upstream_dir.resolve())}]
+        started_servers = [
+            Server(ROOT, env),
+            Server(ROOT, {**env, "RIVYA_DATA_DIR": str(upstream_dir.resolve())}),
+        ]
+        if before is not None:
+            (Path(data_dir) / "before").mkdir()
+            before_env = {**env, "RIVYA_DATA_DIR": str(Path(data_dir) / "before")}
+            started_servers.append(Server(before.resolve(), before_env))
         started = []
         try:
-            urls = []
-            for env in envs:
+            for server in started_servers:
                 port = free_port()
-                command = [sys.executable, str(ROOT / "manage.py"), "serve", "--no-worker"]
+                command = [sys.executable, str(server.root / "manage.py"), "serve", "--no-worker"]
                 command += [f"--port={port}", f"--workers={workers}", f"--threads={threads}"]
                 log = open(Path(data_dir) / f"server-{port}.log", "w")  # noqa: SIM115
-                process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    command, env=server.env, stdout=log, stderr=subprocess.STDOUT
+                )
                 started.append(process)
-                urls.append(f"http://127.0.0.1:{port}")
-                wait_healthy(urls[-1], process)
-            yield urls[0], f"{urls[1]}/sandbox/api/v1", envs
+                server.url = f"http://127.0.0.1:{port}"
+                wait_healthy(server.url, process)
+            yield started_servers
         except Exception:
             for log_file in Path(data_dir).glob("server-*.log"):
                 print(f"--- {log_file.name} (last lines)")
@@ -279,26 +301,50 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def added_latency(console: str, api: str, setup: dict, rounds: int) -> bool:
-    browsers = [Browser(console, setup["cookie"], setup["key"]) for _ in range(max(LEVELS))]
-    chats = at_once(max(LEVELS), lambda slot: browsers[slot].new_chat()[0])
+class Chats:
+    """max(LEVELS) members' browsers on one console, each with a chat of its own."""
+
+    def __init__(self, url: str, setup: dict) -> None:
+        self.browsers = [Browser(url, setup["cookie"], setup["key"]) for _ in range(max(LEVELS))]
+        self.chats = at_once(max(LEVELS), lambda slot: self.browsers[slot].new_chat()[0])
+
+    def turn(self, slot: int) -> Reading:
+        return self.browsers[slot].turn(self.chats[slot])
+
+
+def added_latency(consoles: list[Chats], api: str, raw: str, rounds: int) -> bool:
+    """Interleaved: each round reads the direct streams, then each console's (the current one
+    and, with --before, the earlier one), in turn, so all see the same load on the machine."""
     upstream = [requests.Session() for _ in range(max(LEVELS))]
-    for slot in range(max(LEVELS)):  # warm both paths: pooled connections, imports, caches
-        direct(upstream[slot], api, setup["raw"])
-        browsers[slot].turn(chats[slot])
+    for slot in range(max(LEVELS)):  # warm every path: pooled connections, imports, caches
+        direct(upstream[slot], api, raw)
+        for console in consoles:
+            console.turn(slot)
     ok = True
     for level in LEVELS:
         straight: list[Reading] = []
-        relayed: list[Reading] = []
-        for _ in range(rounds):
-            straight += at_once(level, lambda slot: direct(upstream[slot], api, setup["raw"]))
-            relayed += at_once(level, lambda slot: browsers[slot].turn(chats[slot]))
-        ok &= report_level(level, straight, relayed)
+        relayed: list[list[Reading]] = [[] for _ in consoles]
+        for round_number in range(rounds):
+            straight += at_once(level, lambda slot: direct(upstream[slot], api, raw))
+            order = list(range(len(consoles)))
+            for index in order[round_number % len(order) :] + order[: round_number % len(order)]:
+                relayed[index] += at_once(level, consoles[index].turn)
+        ok &= report_level(level, straight, relayed[0], "now")
+        if len(consoles) > 1:
+            report_level(level, straight, relayed[1], "before")
+            print(f"  now/before added ttft p50: {compare(straight, relayed)}")
     return ok
 
 
-def report_level(level: int, straight: list[Reading], relayed: list[Reading]) -> bool:
+def compare(straight: list[Reading], relayed: list[list[Reading]]) -> str:
+    direct_ttft = statistics.median([r.ttft for r in straight])
+    now, before = (statistics.median([r.ttft for r in readings]) for readings in relayed)
+    return f"{now - direct_ttft:+.1f} / {before - direct_ttft:+.1f} ms"
+
+
+def report_level(level: int, straight: list[Reading], relayed: list[Reading], name: str) -> bool:
     figures = {}
+    label = name
     for name, pick in (("ttft", lambda r: r.ttft), ("total", lambda r: r.total)):
         direct_values = [pick(r) for r in straight]
         console_values = [pick(r) for r in relayed]
@@ -308,7 +354,8 @@ def report_level(level: int, straight: list[Reading], relayed: list[Reading]) ->
         )
         ratio = statistics.median(console_values) / statistics.median(direct_values)
         print(
-            f"{level} stream(s) {name:5}: direct p50 {statistics.median(direct_values):7.1f} ms"
+            f"{label} {level} stream(s) {name:5}: direct p50"
+            f" {statistics.median(direct_values):7.1f} ms"
             f" p95 {p95(direct_values):7.1f} | console p50 {statistics.median(console_values):7.1f}"
             f" p95 {p95(console_values):7.1f} | added p50 {figures[name][0]:+6.1f}"
             f" p95 {figures[name][1]:+6.1f} ms | ratio p50 {ratio:.2f}"
@@ -380,19 +427,30 @@ def load(console: str, setup: dict, seconds: float, slow_tokens: Callable[[], ob
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-db", action="store_true", help="one data dir for both servers")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of earlier code (git worktree or git archive) to measure interleaved",
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
     args = parser.parse_args()
-    with servers(args.workers, args.threads, args.shared_db) as (console, api, envs):
-        raw = manage("shell", "-c", SANDBOX_SETUP, env=envs[1]).strip().splitlines()[-1]
-        output = manage("shell", "-c", SETUP.format(upstream=api, raw=raw), env=envs[0])
-        setup = json.loads(output.strip().splitlines()[-1])
-        latency_ok = added_latency(console, api, setup, args.rounds)
+    with servers(args.workers, args.threads, args.shared_db, args.before) as started:
+        console, sandbox, *before = started
+        api = f"{sandbox.url}/sandbox/api/v1"
+        raw = manage("shell", "-c", SANDBOX_SETUP, env=sandbox.env).strip().splitlines()[-1]
+        setups, consoles = [], []
+        for server in [console, *before]:
+            script = SETUP.format(upstream=api, raw=raw)
+            output = manage("shell", "-c", script, env=server.env, root=server.root)
+            setups.append(json.loads(output.strip().splitlines()[-1]))
+            consoles.append(Chats(server.url, setups[-1]))
+        latency_ok = added_latency(consoles, api, raw, args.rounds)
         script = DELAY_SCRIPT.format(ms=LOAD_TOKEN_DELAY_MS)
-        slow = lambda: manage("shell", "-c", script, env=envs[1])  # noqa: E731
-        load_ok = load(console, setup, args.seconds, slow)
+        slow = lambda: manage("shell", "-c", script, env=sandbox.env)  # noqa: E731
+        load_ok = load(console.url, setups[0], args.seconds, slow)
     verdict = "PASS" if latency_ok and load_ok else "FAIL"
     database = "one shared data dir" if args.shared_db else "separate data dirs"
     print(
