@@ -6,6 +6,7 @@ Every variable read here is listed in the README's table; tests/unit/test_settin
 from pathlib import Path
 
 import dj_database_url
+from django.utils.crypto import salted_hmac
 
 from rivya_dashboard.env import (
     env_bool,
@@ -256,6 +257,14 @@ LOGGING = {
 
 # Sandbox: the built-in Rivya API v1 emulator under /sandbox/api/v1/.
 RIVYA_SANDBOX = env_bool("RIVYA_SANDBOX", True)
+# The Bearer token of the sandbox's control API (sandbox/control_api.py), which only this console
+# calls: derived from SECRET_KEY, so every process of one installation agrees on it.
+RIVYA_SANDBOX_CONTROL_TOKEN = (
+    "rvya_ctl_"
+    + salted_hmac(
+        "rivya.sandbox.control", "mint-keys", secret=SECRET_KEY, algorithm="sha256"
+    ).hexdigest()
+)
 # Defaults of the sandbox's runtime settings (the control page can change them afterwards).
 RIVYA_SANDBOX_CLOCK_SPEED = env_int("RIVYA_SANDBOX_CLOCK_SPEED", 1, minimum=1)
 RIVYA_SANDBOX_FAILURE_RATE = env_int("RIVYA_SANDBOX_FAILURE_PERCENT", 0, minimum=0) / 100

@@ -286,6 +286,17 @@ class RivyaClient:
         # Contract §7: GET /credits; also the cheapest way to test a key.
         return self._get("/credits")
 
+    # --- The console's own sandbox ------------------------------------------------------------
+
+    def create_sandbox_key(
+        self, *, name: str = "", credits: int | None = None, scopes: list[str] | None = None
+    ) -> dict:
+        # Not the Rivya API: the sandbox's control API (base URL …/sandbox/api/control, the
+        # console's control token as the Bearer key). POST /keys answers {"key": "rvya_sk_…"}.
+        # Never retried: each call mints a new key and account.
+        body = _without_none({"name": name, "credits": credits, "scopes": scopes})
+        return self._json(self._request("POST", "/keys", json=body))
+
     # --- Webhooks ----------------------------------------------------------------------------
 
     def list_webhooks(self, *, limit: int | None = None, cursor: str | None = None) -> dict:

@@ -10,7 +10,7 @@ import re
 
 from django.urls import include, path, re_path, register_converter
 
-from rivya_dashboard.sandbox import control, media
+from rivya_dashboard.sandbox import control, control_api, media
 from rivya_dashboard.sandbox.api import OPERATIONS, dispatcher, unrouted
 
 ENDPOINT_MODULES = (
@@ -62,6 +62,7 @@ def api_patterns() -> list:
         for api_path in paths
     ] + [
         path("media/<str:name>", media.serve, name="media"),
+        path("control/keys", control_api.mint_key, name="control-keys"),
         re_path(r"^(?P<rest>[\s\S]*)\Z", unrouted, name="unrouted"),
     ]
 

@@ -6,13 +6,11 @@ reads tell which scopes the key holds (a 403 `api_scope_denied` means the scope 
 creating something, so they stay "unchecked" until first use.
 """
 
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.management import call_command
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -293,12 +291,19 @@ def sandbox_label() -> str:
 
 
 def do_add_sandbox_key(actor: User, *, request: HttpRequest | None) -> ApiKey:
-    """Mint a key through the sandbox's own command (the vault imports no sandbox code)."""
-    if not settings.RIVYA_SANDBOX:
-        raise KeyRejected(_("The built-in sandbox is switched off (RIVYA_SANDBOX=0)."))
-    output = io.StringIO()
-    call_command("sandbox_key", name="Console", stdout=output, stderr=io.StringIO())
-    raw = output.getvalue().strip().splitlines()[-1]
+    """Mint a key from the sandbox's control API over HTTP, as any API client would (the vault
+    imports no sandbox code), then test and store it like a pasted key."""
+    own_sandbox_url()  # says why not when the sandbox is off or the console has no address
+    try:
+        minted = transport.sandbox_control_client().create_sandbox_key(name="Console")
+    except RivyaError as exc:
+        raise KeyRejected(
+            _("The sandbox could not make a key: %(message)s") % {"message": exc.message},
+            request_id=exc.request_id,
+        ) from None
+    raw = minted.get("key") if isinstance(minted, dict) else None
+    if not isinstance(raw, str):
+        raise KeyRejected(_("The sandbox answered without a key; try again."))
     return do_add_key(
         actor,
         label=sandbox_label(),

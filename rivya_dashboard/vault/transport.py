@@ -8,6 +8,8 @@ request, and its session reaches that sandbox and nothing else.
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
 from rivya_dashboard import outbound
 from rivya_dashboard.rivya.client import RivyaClient
 
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
     from rivya_dashboard.vault.models import ApiKey
 
 SANDBOX = "sandbox"
+# The sandbox's control API (sandbox/control_api.py), beside its API under /sandbox/api/.
+SANDBOX_CONTROL_PATH = "/sandbox/api/control"
 
 
 def base_url_for(key: "ApiKey") -> str:
@@ -32,3 +36,11 @@ def build_client(
 ) -> RivyaClient:
     base_url = base_url_for(key)
     return RivyaClient(base_url, raw, session=session or session_for(base_url))
+
+
+def sandbox_control_client() -> RivyaClient:
+    """A client for the control API of this console's own sandbox, on the sandbox's session
+    (which reaches nothing else, and whose calls no exchange listener records)."""
+    url = outbound.own_origin() + SANDBOX_CONTROL_PATH
+    session = outbound.session_for_url(url)
+    return RivyaClient(url, settings.RIVYA_SANDBOX_CONTROL_TOKEN, session=session)

@@ -9,7 +9,10 @@ from django.urls import reverse
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
 from rivya_dashboard.rivya import client as rivya_client
+from rivya_dashboard.sandbox import control_api
 from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.sandbox.management.commands import sandbox_key as sandbox_key_command
+from rivya_dashboard.sandbox.models import RequestLog as SandboxRequestLog
 from rivya_dashboard.vault import crypto, transport
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
 
@@ -114,6 +117,32 @@ def test_the_sandbox_button_stores_a_sandbox_key(owner_client, api_in_process):
     assert key.scope_state("credits:read") == "ok"
     owner_client.post(reverse("key-sandbox"))
     assert ApiKey.objects.filter(label="Sandbox 2").exists()
+
+
+def test_the_sandbox_button_mints_over_http_like_any_client(
+    owner_client, api_in_process, monkeypatch
+):
+    def no_command(*args, **kwargs):
+        pytest.fail("a management command ran inside the request")
+
+    monkeypatch.setattr(sandbox_key_command.Command, "handle", no_command)
+    owner_client.post(reverse("key-sandbox"))
+    key = ApiKey.objects.get()
+    assert key.reveal().startswith("rvya_sk_") and key.environment == "sandbox"
+    mint = SandboxRequestLog.objects.get(path="/sandbox/api/control/keys")
+    assert mint.status == 201 and mint.key is None
+
+
+def test_a_sandbox_that_cannot_mint_says_so_and_stores_nothing(
+    owner_client, api_in_process, monkeypatch
+):
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(control_api, "issue_key", broken)
+    page = owner_client.post(reverse("key-sandbox"), follow=True).content.decode()
+    assert "The sandbox could not make a key" in page
+    assert not ApiKey.objects.exists()
 
 
 def test_the_sandbox_button_is_gone_without_the_sandbox(owner_client, settings):
