@@ -12,7 +12,8 @@ SECTIONS = [
     ("generate", _("Generate"), Role.OPERATOR),
     ("history", _("History"), Role.VIEWER),
     ("files", _("Files"), Role.VIEWER),
-    ("chat", _("Chat"), Role.OPERATOR),
+    # Viewers read the chats a read-only grant shows them; starting one takes an operator.
+    ("chat", _("Chat"), Role.VIEWER),
     ("credits", _("Credits"), Role.VIEWER),
     ("usage", _("Usage"), Role.VIEWER),
     ("webhooks", _("Webhooks"), Role.ADMIN),

@@ -48,10 +48,6 @@ def reserve_for(model_id: str) -> int | None:
     return math.ceil(model.base_credits) if model else None
 
 
-def sessions_of(user: User) -> "list[ChatSession]":
-    return list(ChatSession.objects.filter(created_by=user).select_related("api_key")[:100])
-
-
 def do_attach(user: User, key: ApiKey | None, image: UploadedFile | None) -> list[dict]:
     """An image goes to Rivya through the Files API first; the turn then names it by file id."""
     if image is None:

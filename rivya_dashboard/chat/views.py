@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
@@ -25,7 +26,6 @@ from rivya_dashboard.chat.turns import (
     do_request_stop,
     do_send_turn,
     do_start_chat,
-    sessions_of,
 )
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.rivya.errors import RivyaError
@@ -35,16 +35,32 @@ from rivya_dashboard.vault.models import Action
 PAGE = "chat/chat.html"
 
 
+def seen_session(request: HttpRequest, pk: int) -> ChatSession:
+    sessions = visibility.visible_chat_sessions(request.user).select_related("api_key")
+    return get_object_or_404(sessions, pk=pk)
+
+
 def own_session(request: HttpRequest, pk: int) -> ChatSession:
-    return get_object_or_404(
-        ChatSession.objects.select_related("api_key"), pk=pk, created_by=request.user
-    )
+    """A chat the member may continue: one they see and started themselves."""
+    sessions = visibility.visible_chat_sessions(request.user).select_related("api_key")
+    return get_object_or_404(sessions, pk=pk, created_by=request.user)
+
+
+def seen_turn(request: HttpRequest, pk: int) -> ChatTurn:
+    turns = visibility.visible_chat_turns(request.user).select_related("session__api_key")
+    return get_object_or_404(turns, pk=pk)
 
 
 def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
-    return get_object_or_404(
-        ChatTurn.objects.select_related("session__api_key"), pk=pk, created_by=request.user
-    )
+    turns = visibility.visible_chat_turns(request.user).select_related("session__api_key")
+    return get_object_or_404(turns, pk=pk, created_by=request.user)
+
+
+def may_write(request: HttpRequest, session: ChatSession | None) -> bool:
+    """Starting a chat takes the operator role; continuing one, having started it. Everyone
+    else who sees a chat reads it."""
+    starts = request.user.has_role(Role.OPERATOR)
+    return starts and (session is None or session.created_by_id == request.user.pk)
 
 
 def turn_form(model_id: str, data: dict | None = None, files: dict | None = None) -> TurnForm:
@@ -61,8 +77,12 @@ def new_chat_form(
 
 def page_context(request: HttpRequest, session: ChatSession | None, form: TurnForm) -> dict:
     return {
-        "sessions": sessions_of(request.user),
+        "sessions": visibility.visible_chat_sessions(request.user).select_related("created_by")[
+            :100
+        ],
         "session": session,
+        "can_chat": request.user.has_role(Role.OPERATOR),
+        "can_write": may_write(request, session),
         "turns": list(session.visible_turns()) if session else [],
         "form": form,
         "keys": usable_keys(request.user, Action.CHAT),
@@ -82,7 +102,7 @@ def composer(request: HttpRequest, context: dict, refused: TurnRefused | None) -
     return render(request, PAGE, context, status=400)
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_GET
 def chat(request: HttpRequest) -> HttpResponse:
     context = page_context(request, None, new_chat_form(request))
@@ -91,10 +111,10 @@ def chat(request: HttpRequest) -> HttpResponse:
     return render(request, PAGE, context)
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_GET
 def chat_session(request: HttpRequest, pk: int) -> HttpResponse:
-    session = own_session(request, pk)
+    session = seen_session(request, pk)
     return render(request, PAGE, page_context(request, session, turn_form(session.model)))
 
 
@@ -161,19 +181,19 @@ def turn_sent(
     return render(request, f"{PAGE}#sent", {**context, "next_key": new_idempotency_key()})
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_GET
 def turn_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    turn = own_turn(request, pk)
+    turn = seen_turn(request, pk)
     if not request.htmx:
         return redirect(f"{reverse('chat-session', args=[turn.session_id])}#turn-{turn.pk}")
     return render(request, f"{PAGE}#turn", {"turn": turn, "session": turn.session})
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_GET
 def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    turn = own_turn(request, pk)
+    turn = seen_turn(request, pk)
     after = resume_point(request)
     response = StreamingHttpResponse(sse(request, turn, after), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
@@ -236,10 +256,10 @@ def turn_regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     return turn_sent(request, turn.session, fresh, replaced=turn)
 
 
-@role_required(Role.OPERATOR)
+@role_required(Role.VIEWER)
 @require_GET
 def chat_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
-    session = own_session(request, pk)
+    session = seen_session(request, pk)
     if fmt == "md":
         body, content_type = export.session_markdown(session), "text/markdown; charset=utf-8"
     elif fmt == "json":

@@ -244,7 +244,7 @@ def test_only_the_conversation_scrolls_and_phones_get_a_chat_drawer(operator_pag
         page.mouse.wheel(0, 2000)
         assert page.evaluate("window.scrollY") == 0
     # A phone: the chat list waits in a drawer behind the Chats button.
-    sessions = page.get_by_role("navigation", name="Your chats")
+    sessions = page.get_by_role("navigation", name="Chats", exact=True)
     expect(sessions).to_be_hidden()
     page.get_by_role("button", name="Chats").click()
     expect(sessions).to_be_visible()

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from rivya_dashboard.sandbox.faults import set_global_faults, set_key_faults
 from rivya_dashboard.sandbox.keys import find_key
 from rivya_dashboard.sandbox.models import Account
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
+from tests.conftest import make_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "gpt-5-2-chat"
@@ -323,15 +325,27 @@ def test_export_as_markdown_and_json(clients, chat_ready):
     assert document["turns"][0]["request_id"] == turn.request_id
 
 
-def test_a_member_cannot_open_another_members_chat(clients, chat_ready, members):
+def test_another_member_reads_a_chat_by_the_rule_and_never_continues_it(
+    clients, chat_ready, members
+):
     start_chat(clients[Role.OPERATOR], chat_ready)
     turn = ChatTurn.objects.get()
     read_stream(clients[Role.OPERATOR], turn)
+    session = reverse("chat-session", args=[turn.session_id])
+    # The owner sees everything, so reads the chat, but only its author continues it.
     owner = clients[Role.OWNER]
-
-    assert owner.get(reverse("chat-session", args=[turn.session_id])).status_code == 404
-    assert owner.get(reverse("chat-turn-stream", args=[turn.pk])).status_code == 404
+    page = owner.get(session)
+    assert page.status_code == 200 and 'data-testid="chat-read-only"' in page.content.decode()
+    assert reverse("chat-turn-regenerate", args=[turn.pk]) not in page.content.decode()
     assert owner.post(reverse("chat-turn-stop", args=[turn.pk])).status_code == 404
+    assert owner.post(reverse("chat-send", args=[turn.session_id])).status_code == 404
+    assert owner.post(reverse("chat-turn-regenerate", args=[turn.pk])).status_code == 404
+    # An operator without "Read history" on the key sees none of it.
+    stranger = Client()
+    stranger.force_login(make_member(Role.OPERATOR, "stranger"))
+    assert stranger.get(session).status_code == 404
+    assert stranger.get(reverse("chat-turn-stream", args=[turn.pk])).status_code == 404
+    assert stranger.get(reverse("chat-export", args=[turn.session_id, "md"])).status_code == 404
 
 
 def test_a_member_without_a_grant_is_told_whom_to_ask(clients, chat_ready, members):

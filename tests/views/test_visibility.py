@@ -190,6 +190,7 @@ LISTS = [
     ("gallery", {}, {}, "model"),
     ("gallery", {}, HTMX, "model"),
     ("files", {}, {}, "file"),
+    ("chat", {}, {}, "chat"),
     ("ledger", {}, {}, "ledger"),
     ("ledger", {}, HTMX, "ledger"),
     ("ledger-export", {}, {}, "ledger"),
@@ -221,6 +222,11 @@ def detail_urls(team: Team, side: str) -> list[str]:
         reverse("generation-row", args=[generation.pk]),
         reverse("generation-output", args=[generation.pk, 0]),
         reverse("file-detail", args=[records.upload.pk]),
+        reverse("chat-session", args=[records.chat.pk]),
+        reverse("chat-export", args=[records.chat.pk, "md"]),
+        reverse("chat-export", args=[records.chat.pk, "json"]),
+        reverse("chat-turn", args=[records.turn.pk]),
+        reverse("chat-turn-stream", args=[records.turn.pk]),
     ]
 
 
@@ -231,10 +237,13 @@ def test_every_record_page_and_download_opens_only_for_those_who_see_it(team, me
         for url in detail_urls(team, side):
             for headers in ({}, HTMX):
                 response = client.get(url, **headers)
-                expected = 200 if side in VISITORS[who] else 404
-                assert response.status_code == expected, (url, headers, who, side)
-                if expected == 200 and "outputs" in url:
+                # A turn's own URL sends a browser (not htmx) to the turn in its chat.
+                expected = {200, 302} if side in VISITORS[who] else {404}
+                assert response.status_code in expected, (url, headers, who, side)
+                if response.status_code == 200 and "outputs" in url:
                     assert body(response) == f"pixels-of-{side}"
+                if response.status_code == 200 and ("export" in url or "turns/" in url):
+                    assert f"reply-of-{side}" in body(response)
 
 
 @pytest.mark.parametrize("who", sorted(VISITORS))
@@ -439,3 +448,22 @@ def test_a_keys_delivery_log_opens_only_with_the_webhooks_action(team, members, 
     viewer = visitor("viewer reading beta", team, members)
     KeyGrant.objects.create(member=viewer, key=vault_key, actions=["manage_webhooks"])
     assert not visibility.visible_delivery_keys(viewer).exists()
+
+
+def test_a_chat_read_by_the_rule_offers_no_composer_stop_or_regenerate(team, members):
+    records = team.records["beta"]
+    for who in ("operator reading beta", "viewer reading beta"):
+        client = client_for(visitor(who, team, members))
+        page = body(client.get(reverse("chat-session", args=[records.chat.pk])))
+        assert "reply-of-beta" in page and 'data-testid="chat-read-only"' in page
+        assert 'id="composer"' not in page
+        assert reverse("chat-turn-regenerate", args=[records.turn.pk]) not in page
+        for name in ("chat-turn-stop", "chat-turn-regenerate"):
+            assert client.post(reverse(name, args=[records.turn.pk])).status_code in (403, 404)
+        assert client.post(reverse("chat-send", args=[records.chat.pk])).status_code in (403, 404)
+    own = body(
+        client_for(User.objects.get(username="op_beta")).get(
+            reverse("chat-session", args=[records.chat.pk])
+        )
+    )
+    assert 'id="composer"' in own and 'data-testid="chat-read-only"' not in own
