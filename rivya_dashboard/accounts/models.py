@@ -230,3 +230,24 @@ class MemberSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} seen {self.last_seen:%Y-%m-%d %H:%M}"
+
+
+class Passkey(models.Model):
+    """A WebAuthn credential: a passkey or a security key. Its public key is not a secret."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
+    )
+    name = models.CharField(max_length=60)
+    credential_id = models.CharField(max_length=1400, unique=True)
+    public_key = models.BinaryField()
+    sign_count = models.BigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -25,8 +25,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
+from rivya_dashboard.accounts import passkeys
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import AuditEvent, User
+from rivya_dashboard.accounts.second_factor import SecondFactorError
 from rivya_dashboard.vault import crypto
 
 View = Callable[..., HttpResponse]
@@ -35,6 +37,7 @@ AUTH_AT_KEY = "rivya_auth_at"
 PENDING_KEY = "rivya_reauth_pending"
 CONFIRM_INPUT = "_reauth_password"
 RESUME_FIELD = "_reauth_resume"
+PASSKEY_INPUT = "_reauth_passkey"
 MAX_FAILURES = 5
 FAILURE_MINUTES = 15
 
@@ -78,18 +81,30 @@ def pending_form(request: HttpRequest, token: str) -> QueryDict | None:
     return form
 
 
-def do_confirm(request: HttpRequest, password: str) -> None:
-    """Check the member's password again; audited either way. Too many misses sign them out."""
+def do_confirm(request: HttpRequest) -> None:
+    """Check the member's password, or a passkey with user verification, from this post;
+    audited either way. Too many misses sign them out."""
     member = request.user
     since = timezone.now() - timedelta(minutes=FAILURE_MINUTES)
     misses = AuditEvent.objects.filter(action="reauth.failed", actor=member, at__gte=since)
     if misses.count() >= MAX_FAILURES:
         raise ConfirmationRefused(_("Too many wrong passwords. Sign in again."), status=429)
-    if not password or not member.check_password(password):
-        record(member, "reauth.failed", request.path, request=request)
-        raise ConfirmationRefused(_("That password is not right. Enter your current password."))
+    credential = request.POST.get(PASSKEY_INPUT, "")
+    password = request.POST.get(CONFIRM_INPUT, "")
+    if credential:
+        method = "passkey"
+        try:
+            passkeys.check_assertion(request, member, credential, verify_user=True)
+        except SecondFactorError as exc:
+            record(member, "reauth.failed", request.path, request=request, method=method)
+            raise ConfirmationRefused(str(exc)) from None
+    else:
+        method = "password"
+        if not password or not member.check_password(password):
+            record(member, "reauth.failed", request.path, request=request, method=method)
+            raise ConfirmationRefused(_("That password is not right. Enter your current password."))
     stamp_authenticated(request)
-    record(member, "reauth.confirmed", request.path, request=request, method="password")
+    record(member, "reauth.confirmed", request.path, request=request, method=method)
 
 
 def confirm_page(
@@ -102,7 +117,13 @@ def confirm_page(
         "minutes": settings.RIVYA_REAUTH_MINUTES,
         "password_field": CONFIRM_INPUT,
         "resuming": RESUME_FIELD in hidden,
+        "passkey_input": PASSKEY_INPUT,
+        "passkey_options": "",
     }
+    if request.user.passkeys.exists() and passkeys.available(request):
+        context["passkey_options"] = passkeys.assertion_options(
+            request, request.user, verify_user=True
+        )
     return render(request, "accounts/confirm.html", context, status=status)
 
 
@@ -138,7 +159,7 @@ def resume(request: HttpRequest, view: View, args: tuple, kwargs: dict) -> HttpR
         return expired_page(request)
     if not is_recent(request):
         try:
-            do_confirm(request, request.POST.get(CONFIRM_INPUT, ""))
+            do_confirm(request)
         except ConfirmationRefused as exc:
             hidden = {RESUME_FIELD: token}
             return refused(request, exc, action=request.path, hidden=hidden)

@@ -12,7 +12,7 @@ from rivya_dashboard.accounts.roles import role_required
 
 
 @role_required(Role.VIEWER)
-@sensitive_post_parameters(reauth.CONFIRM_INPUT)
+@sensitive_post_parameters(reauth.CONFIRM_INPUT, reauth.PASSKEY_INPUT)
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest) -> HttpResponse:
     token = request.GET.get("resume", "")
@@ -26,7 +26,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
     page = {"action": reverse("reauth-confirm"), "hidden": {"next": next_url}}
     if request.method == "POST":
         try:
-            reauth.do_confirm(request, request.POST.get(reauth.CONFIRM_INPUT, ""))
+            reauth.do_confirm(request)
         except reauth.ConfirmationRefused as exc:
             return reauth.refused(request, exc, **page)
         return redirect(next_url)

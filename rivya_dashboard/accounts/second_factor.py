@@ -25,6 +25,7 @@ from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.member_sessions import end_sessions
 from rivya_dashboard.accounts.models import (
     AuditEvent,
+    Passkey,
     RecoveryCode,
     Role,
     SecurityPolicy,
@@ -73,7 +74,10 @@ def factor_required(member: User, policy: SecurityPolicy | None = None) -> bool:
 
 
 def has_factor(member: User) -> bool:
-    return TotpDevice.objects.filter(user=member).exists()
+    return (
+        TotpDevice.objects.filter(user=member).exists()
+        or Passkey.objects.filter(user=member).exists()
+    )
 
 
 @transaction.atomic
@@ -228,8 +232,7 @@ def recent_failures(member: User) -> int:
     return failures.count()
 
 
-def do_verify_code(member: User, code: str, request: HttpRequest) -> str:
-    """Check an authenticator or recovery code; returns which one it was, or raises."""
+def guard_failures(member: User) -> None:
     if recent_failures(member) >= MAX_FAILURES:
         raise SecondFactorError(
             _(
@@ -238,6 +241,11 @@ def do_verify_code(member: User, code: str, request: HttpRequest) -> str:
             ),
             status=429,
         )
+
+
+def do_verify_code(member: User, code: str, request: HttpRequest) -> str:
+    """Check an authenticator or recovery code; returns which one it was, or raises."""
+    guard_failures(member)
     if check_totp(member, code):
         return "totp"
     if len(code.strip()) > 8 and use_recovery_code(member, code):
@@ -262,26 +270,41 @@ def mark_verified(request: HttpRequest) -> None:
 # --- Removing and resetting ---------------------------------------------------------------------
 
 
-def do_remove_totp(member: User, request: HttpRequest) -> None:
-    if factor_required(member):
+def do_remove_factor(member: User, request: HttpRequest, *, passkey: Passkey | None = None) -> None:
+    """Remove the authenticator app, or one passkey; the last factor takes the recovery codes
+    with it, and a required last factor stays."""
+    keys = Passkey.objects.filter(user=member)
+    if passkey is None:
+        left = keys.exists()
+    else:
+        left = (
+            keys.exclude(pk=passkey.pk).exists() or TotpDevice.objects.filter(user=member).exists()
+        )
+    if not left and factor_required(member):
         raise SecondFactorError(
             _(
-                "Your team requires a second factor. Set up a new authenticator instead of "
-                "removing this one."
+                "Your team requires a second factor, and this is your last one. Add another "
+                "passkey or an authenticator app first."
             )
         )
     with transaction.atomic():
-        TotpDevice.objects.filter(user=member).delete()
-        # Recovery codes stand in for a factor; with none left they would be a way around it.
-        RecoveryCode.objects.filter(user=member).delete()
+        if passkey is None:
+            TotpDevice.objects.filter(user=member).delete()
+            record(member, "mfa.totp_removed", request=request)
+        else:
+            passkey.delete()
+            record(member, "mfa.passkey_removed", request=request, name=passkey.name)
+        if not left:
+            # Recovery codes stand in for a factor; with none left they would be a way around it.
+            RecoveryCode.objects.filter(user=member).delete()
         end_sessions(member, keep=request.session.session_key)
-        record(member, "mfa.totp_removed", request=request)
 
 
 def do_reset_factors(actor: User | None, member: User, request: HttpRequest | None) -> int:
     """Remove every factor and recovery code of `member` and sign them out everywhere."""
     with transaction.atomic():
         removed = TotpDevice.objects.filter(user=member).delete()[0]
+        removed += Passkey.objects.filter(user=member).delete()[0]
         removed += RecoveryCode.objects.filter(user=member).delete()[0]
         ended = end_sessions(member)
         record(actor, "mfa.reset", member.get_username(), request=request, sessions_ended=ended)

@@ -10,10 +10,10 @@ from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from rivya_dashboard.accounts import member_sessions, second_factor
+from rivya_dashboard.accounts import member_sessions, passkeys, second_factor
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.forms import SecondFactorCodeForm, SecurityPolicyForm
-from rivya_dashboard.accounts.models import Role, TotpDevice, User
+from rivya_dashboard.accounts.models import Passkey, Role, TotpDevice, User
 from rivya_dashboard.accounts.reauth import recent_auth_required, safe_next
 from rivya_dashboard.accounts.roles import role_required
 
@@ -35,6 +35,7 @@ def my_security_context(request: HttpRequest) -> dict:
         "sessions": sessions,
         "current_hash": current,
         "device": TotpDevice.objects.filter(user=member).first(),
+        "passkeys": member.passkeys.all(),
         "recovery_left": second_factor.recovery_codes_left(member),
         "required": second_factor.factor_required(member),
         "has_factor": second_factor.has_factor(member),
@@ -58,16 +59,21 @@ def totp_enrol(request: HttpRequest) -> HttpResponse:
         except second_factor.SecondFactorError as exc:
             form.add_error("code", str(exc))
         else:
-            request.session[second_factor.VERIFIED_KEY] = True
-            messages.success(request, _("Your authenticator app is set up."))
-            if second_factor.recovery_codes_left(request.user):
-                return redirect("my-security")
-            return show_recovery_codes(request)
+            return enrolled(request, _("Your authenticator app is set up."))
     secret = second_factor.pending_totp_secret(request.user, request.session)
     uri = second_factor.provisioning_uri(request.user, secret)
     context = {"form": form, "secret": secret, "qr": second_factor.qr_svg(uri)}
     status = 400 if form.errors else 200
     return render(request, "accounts/totp_enrol.html", context, status=status)
+
+
+def enrolled(request: HttpRequest, message: str) -> HttpResponse:
+    """After a new factor: this session has proven it; a first factor gets its recovery codes."""
+    request.session[second_factor.VERIFIED_KEY] = True
+    messages.success(request, message)
+    if second_factor.recovery_codes_left(request.user):
+        return redirect("my-security")
+    return show_recovery_codes(request)
 
 
 def show_recovery_codes(request: HttpRequest) -> HttpResponse:
@@ -81,7 +87,9 @@ def show_recovery_codes(request: HttpRequest) -> HttpResponse:
 @require_POST
 def recovery_codes(request: HttpRequest) -> HttpResponse:
     if not second_factor.has_factor(request.user):
-        messages.error(request, _("Set up an authenticator app first; recovery codes back it up."))
+        messages.error(
+            request, _("Add a passkey or an authenticator app first; recovery codes back them up.")
+        )
         return redirect("my-security")
     return show_recovery_codes(request)
 
@@ -91,12 +99,12 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 @require_POST
 def totp_remove(request: HttpRequest) -> HttpResponse:
     try:
-        second_factor.do_remove_totp(request.user, request)
+        second_factor.do_remove_factor(request.user, request)
     except second_factor.SecondFactorError as exc:
         messages.error(request, str(exc))
         context = my_security_context(request)
         return render(request, "accounts/my_security.html", context, status=400)
-    messages.success(request, _("The authenticator app is removed, with its recovery codes."))
+    messages.success(request, _("The authenticator app is removed."))
     return redirect("my-security")
 
 
@@ -104,29 +112,51 @@ def totp_remove(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def verify(request: HttpRequest) -> HttpResponse:
-    if request.session.get(second_factor.VERIFIED_KEY) or not second_factor.has_factor(
-        request.user
-    ):
+    member = request.user
+    if request.session.get(second_factor.VERIFIED_KEY) or not second_factor.has_factor(member):
         return redirect("home")
     next_url = safe_next(request)
-    form = SecondFactorCodeForm(request.POST or None)
+    with_passkey = bool(request.POST.get("passkey"))
+    form = SecondFactorCodeForm(None if with_passkey else request.POST or None)
     status = 200
-    if request.method == "POST" and form.is_valid():
+    passkey_error = ""
+    if request.method == "POST":
         try:
-            method = second_factor.do_verify_code(request.user, form.cleaned_data["code"], request)
+            method = proven_factor(request, form)
         except second_factor.SecondFactorError as exc:
-            form.add_error("code", str(exc))
+            if with_passkey:
+                passkey_error = str(exc)
+            else:
+                form.add_error("code", str(exc))
             status = exc.status
         else:
-            second_factor.mark_verified(request)
-            record(request.user, "login.second_factor", request=request, method=method)
-            if method == "recovery":
-                messages.warning(request, recovery_left_message(request.user))
-            return redirect(next_url or "home")
-    elif form.errors:
-        status = 400
-    context = {"form": form, "next": next_url}
+            if method:
+                second_factor.mark_verified(request)
+                record(member, "login.second_factor", request=request, method=method)
+                if method == "recovery":
+                    messages.warning(request, recovery_left_message(member))
+                return redirect(next_url or "home")
+            status = 400
+    context = {"form": form, "next": next_url, "passkey_options": "", "error": passkey_error}
+    if member.passkeys.exists() and passkeys.available(request):
+        context["passkey_options"] = passkeys.assertion_options(request, member, verify_user=False)
     return render(request, "accounts/verify.html", context, status=status)
+
+
+def proven_factor(request: HttpRequest, form: SecondFactorCodeForm) -> str | None:
+    """Which factor this post proved: "passkey", "totp" or "recovery"; None for an empty form."""
+    member = request.user
+    if request.POST.get("passkey"):
+        second_factor.guard_failures(member)
+        try:
+            passkeys.check_assertion(request, member, request.POST["passkey"], verify_user=False)
+        except second_factor.SecondFactorError:
+            record(member, "mfa.failed", request=request)
+            raise
+        return "passkey"
+    if not form.is_valid():
+        return None
+    return second_factor.do_verify_code(member, form.cleaned_data["code"], request)
 
 
 def recovery_left_message(member: User) -> str:
@@ -160,6 +190,7 @@ def policy_page_context() -> dict:
 def security_context(form: SecurityPolicyForm, policy: object) -> dict:
     members = User.objects.filter(is_active=True).order_by("username")
     with_factor = set(TotpDevice.objects.values_list("user_id", flat=True))
+    with_factor |= set(Passkey.objects.values_list("user_id", flat=True))
     live = member_sessions.live_sessions().values_list("user_id").annotate(count=Count("id"))
     session_counts = dict(live)
     rows = [

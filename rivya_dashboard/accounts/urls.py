@@ -1,7 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from rivya_dashboard.accounts import reauth_views, second_factor_views, session_views, views
+from rivya_dashboard.accounts import (
+    passkey_views,
+    reauth_views,
+    second_factor_views,
+    session_views,
+    views,
+)
 
 urlpatterns = [
     path("login/", views.sign_in, name="login"),
@@ -16,6 +22,8 @@ urlpatterns = [
     path("security/authenticator/", second_factor_views.totp_enrol, name="totp-enrol"),
     path("security/authenticator/remove/", second_factor_views.totp_remove, name="totp-remove"),
     path("security/recovery-codes/", second_factor_views.recovery_codes, name="recovery-codes"),
+    path("security/passkeys/add/", passkey_views.passkey_add, name="passkey-add"),
+    path("security/passkeys/<int:pk>/remove/", passkey_views.passkey_remove, name="passkey-remove"),
     path("security/password/", session_views.password_change, name="password-change"),
     path("security/sessions/<int:pk>/end/", session_views.session_end, name="session-end"),
     path(

@@ -1,6 +1,7 @@
 """The second factor in a real browser: a new install's owner is led to set up an authenticator
 right after creating the account, keeps the recovery codes, and proves the factor at the next
-sign-in; the same sign-in in Urdu."""
+sign-in; passkeys through Chromium's virtual authenticator (DevTools protocol), added, used to
+sign in and to confirm a sensitive action; sign-ins in Urdu."""
 
 import re
 import time
@@ -9,7 +10,8 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.accounts.models import AuditEvent, Role, User
+from tests.browser.test_reauth_flow import make_stale
 from tests.conftest import PASSWORD, make_member
 from tests.views.test_second_factor import give_authenticator
 
@@ -89,3 +91,79 @@ def test_signing_in_with_a_second_factor_in_urdu(contexts, screenshot):
     page.goto("/accounts/security/")
     expect(page.get_by_role("heading", name="آپ کی سیکیورٹی")).to_be_visible()
     screenshot(page, "ur-mfa-my-security")
+
+
+def virtual_authenticator(page: Page) -> None:
+    """A platform authenticator with user verification, in this page's browser (DevTools)."""
+    devtools = page.context.new_cdp_session(page)
+    devtools.send("WebAuthn.enable")
+    devtools.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+
+def test_a_passkey_is_added_then_signs_in_and_confirms_a_sensitive_action(
+    settings, contexts, screenshot
+):
+    settings.RIVYA_MFA_REQUIRED = True
+    owner = make_member(Role.OWNER, "ada")
+    page = contexts.open(owner).new_page()
+    virtual_authenticator(page)
+
+    page.goto("/keys/")
+    expect(page).to_have_url(re.compile(r"/accounts/security/"))
+    page.get_by_role("link", name="Add a passkey").click()
+    page.get_by_label("Name").fill("Work laptop")
+    screenshot(page, "passkey-add")
+    page.get_by_role("button", name="Add passkey").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    page.get_by_role("link", name="I saved them — continue").click()
+    expect(page.locator("#passkeys-title + .session-row")).to_contain_text("Work laptop")
+    assert owner.passkeys.get().transports == ["internal"]
+
+    page.get_by_role("button", name="Sign out").first.click()
+    sign_in(page, "ada")
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    screenshot(page, "passkey-verify")
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page.get_by_role("heading", name="Hello, ada")).to_be_visible()
+    assert owner.passkeys.get().last_used_at is not None
+
+    make_stale(page)
+    page.goto("/keys/add/")
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page).to_have_url(re.compile(r"/keys/add/$"))
+    event = AuditEvent.objects.filter(action="reauth.confirmed").latest("at")
+    assert event.detail == {"method": "passkey"}
+
+
+def test_a_passkey_in_urdu(contexts, screenshot):
+    member = make_member(Role.OPERATOR, "zara")
+    User.objects.filter(pk=member.pk).update(language="ur")
+    page = contexts.open(member, locale="ur-PK").new_page()
+    virtual_authenticator(page)
+
+    page.goto("/accounts/security/passkeys/add/")
+    page.get_by_label("نام").fill("فون")
+    page.get_by_role("button", name="پاس کی شامل کریں").click()
+    expect(page.get_by_role("heading", name="آپ کے بحالی کوڈ")).to_be_visible()
+    page.goto("/accounts/security/")
+    expect(page.get_by_text("فون")).to_be_visible()
+    screenshot(page, "ur-passkeys")
+
+    page.get_by_role("button", name="سائن آؤٹ").first.click()
+    sign_in(page, "zara", button="سائن ان")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    page.get_by_role("button", name="پاس کی استعمال کریں").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.get_by_role("link", name="zara")).to_be_visible()

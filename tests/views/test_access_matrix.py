@@ -43,6 +43,8 @@ ACCESS: dict[str, Access] = {
     "mfa-verify": Access(Role.VIEWER),
     "reauth-confirm": Access(Role.VIEWER),
     "password-change": Access(Role.VIEWER),
+    "passkey-add": Access(Role.VIEWER),
+    "passkey-remove": Access(Role.VIEWER, method="POST", kwargs={"pk": 1}),
     "session-end": Access(Role.VIEWER, method="POST", kwargs={"pk": 1}),
     "sessions-end-others": Access(Role.VIEWER, method="POST"),
     "member-sign-out": Access(Role.ADMIN, method="POST", kwargs={"pk": "target"}),

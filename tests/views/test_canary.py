@@ -159,9 +159,9 @@ def test_the_canary_appears_nowhere_but_as_ciphertext(
 def test_second_factor_pages_show_no_key_and_store_no_factor_secret_in_clear(
     members, api_in_process
 ):
-    """Enrolment (QR code, manual key), recovery codes, verification and the Security pages
-    never carry a stored key; the authenticator secret and recovery codes are kept only as
-    ciphertext and hashes, and show on no page after enrolment."""
+    """Enrolment (QR code, manual key), recovery codes, passkeys, verification, password and the
+    Security pages never carry a stored key; the authenticator secret and recovery codes are kept
+    only as ciphertext and hashes, and show on no page after enrolment."""
     canary = issue_key(name="canary")
     owner = Client(raise_request_exception=False)
     owner.force_login(members[Role.OWNER])
@@ -174,7 +174,8 @@ def test_second_factor_pages_show_no_key_and_store_no_factor_secret_in_clear(
     done = owner.post(reverse("totp-enrol"), {"code": pyotp.TOTP(secret).now()})
     codes = done.context["codes"]
     pages = [enrol, done]
-    pages += [owner.get(reverse(name)) for name in ("my-security", "security", "mfa-verify")]
+    names = ("my-security", "security", "mfa-verify", "passkey-add", "password-change")
+    pages += [owner.get(reverse(name)) for name in names]
     pages.append(owner.post(reverse("recovery-codes")))
 
     for response in pages:

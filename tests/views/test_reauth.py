@@ -38,6 +38,8 @@ SENSITIVE = {
     "totp-enrol": ({}, ("GET", "POST")),
     "totp-remove": ({}, ("POST",)),
     "recovery-codes": ({}, ("POST",)),
+    "passkey-add": ({}, ("GET", "POST")),
+    "passkey-remove": ({"pk": 1}, ("POST",)),
 }
 
 
