@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "rivya_dashboard.request_context.RequestContextMiddleware",
+    "rivya_dashboard.metrics.MetricsMiddleware",
     "rivya_dashboard.console.server_timing.ServerTimingMiddleware",
     # Outermost but timing: the 404, CSRF and sign-in redirects it sees are team pages too.
     "rivya_dashboard.cache_control.NoStoreMiddleware",
@@ -232,6 +233,8 @@ RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
 RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# /metrics answers only with this bearer token; unset, it is off (404).
+RIVYA_METRICS_TOKEN = env_secret("RIVYA_METRICS_TOKEN", "")
 # Every line carries the request id (and, as JSON, the member id, view and duration).
 RIVYA_LOG_FORMAT = env_choice("RIVYA_LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {

@@ -2,6 +2,7 @@
 
 from django.urls import include, path
 
+from rivya_dashboard import metrics
 from rivya_dashboard.accounts import language
 from rivya_dashboard.accounts import views as account_views
 from rivya_dashboard.console import views as console_views
@@ -9,6 +10,7 @@ from rivya_dashboard.console import views as console_views
 urlpatterns = [
     path("", console_views.home, name="home"),
     path("healthz", console_views.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("setup/", account_views.setup, name="setup"),
     path("language/", language.choose_language, name="language"),
     path("accounts/", include("rivya_dashboard.accounts.urls")),

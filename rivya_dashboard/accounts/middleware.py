@@ -27,6 +27,7 @@ SETUP_EXEMPT_PREFIXES = (
     "/language/",
     "/static/",
     "/healthz",
+    "/metrics",
     "/sandbox/api/",
     "/hooks/",
 )
@@ -125,6 +126,7 @@ SECOND_FACTOR_EXEMPT_PREFIXES = (
     "/language/",
     "/static/",
     "/healthz",
+    "/metrics",
     "/sandbox/api/",
     "/hooks/",
 )

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from rivya_dashboard import visibility
+from rivya_dashboard import metrics, visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
@@ -195,7 +195,8 @@ def turn_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     turn = seen_turn(request, pk)
     after = resume_point(request)
-    response = StreamingHttpResponse(sse(request, turn, after), content_type="text/event-stream")
+    stream = metrics.counted_stream(sse(request, turn, after))
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # A buffering proxy would hold the words back until the reply ends.
     response["X-Accel-Buffering"] = "no"

@@ -15,6 +15,7 @@ from django_tasks import TaskResultStatus, task
 from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult
 
+from rivya_dashboard import metrics
 from rivya_dashboard.console import generations, models_catalog
 from rivya_dashboard.console.models import CatalogueSync
 from rivya_dashboard.rivya.errors import RivyaError
@@ -35,7 +36,9 @@ def register_housekeeping(step: Callable[[], object]) -> None:
 @task()
 def poll_generation(generation_id: int, poll_count: int) -> str:
     generation = generations.do_poll(generation_id, poll_count)
-    return generation.status if generation else "skipped"
+    state = generation.status if generation else "skipped"
+    metrics.POLLS.labels(state).inc()
+    return state
 
 
 @task()

@@ -7,12 +7,14 @@ JSON for every path.
 """
 
 import json
+import os
 import secrets
 import string
 
 from gunicorn import util
 from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
 from gunicorn.workers.gthread import ThreadWorker
+from prometheus_client import multiprocess
 
 # gunicorn's largest request line; longer ones are refused here in JSON.
 REQUEST_LINE_LIMIT = 8190
@@ -51,3 +53,9 @@ class JsonRefusalsWorker(ThreadWorker):
                     self.log.debug("Could not send the refusal.")
                 return
         super().handle_error(req, client, addr, exc)
+
+
+def child_exit(server, worker) -> None:
+    """gunicorn's hook when a web process ends: its live gauges no longer count."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from rivya_dashboard import metrics
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.vault.crypto import DecryptionError
 from rivya_dashboard.webhooks.generation_updates import event_generation
@@ -179,6 +180,7 @@ def ingest(
             row.save()
     except IntegrityError:
         return duplicate(inbox, row.event_id)
+    metrics.WEBHOOK_VERDICTS.labels(str(inbox.pk), row.verdict).inc()
     after_store(inbox, row, payload)
     return Outcome(row.response_status, {"received": True, "id": row.event_id})
 
@@ -188,6 +190,7 @@ def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str)
     row.response_status = status
     with one_writer():
         row.save()
+    metrics.WEBHOOK_VERDICTS.labels(str(row.inbox_id), verdict).inc()
     return Outcome(status, {"error": code, "message": reason})
 
 
@@ -205,6 +208,7 @@ def duplicate(inbox: Inbox, event_id: str) -> Outcome:
     if not counted:
         # No stored copy to count on: the inbox was deleted after this request looked it up.
         return Outcome(404, {"error": "not_found"})
+    metrics.WEBHOOK_VERDICTS.labels(str(inbox.pk), "duplicate").inc()
     return Outcome(200, {"received": True, "id": event_id, "duplicate": True})
 
 

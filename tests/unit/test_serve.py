@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rivya_dashboard.console.supervise import STABLE_SECONDS, Child, Supervisor
 from tests.conftest import subprocess_env
@@ -31,8 +32,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+METRICS_TOKEN = "serve-metrics-token"
+
+
 def serve_env(data_dir: Path) -> dict[str, str]:
-    return subprocess_env(RIVYA_DATA_DIR=str(data_dir), RIVYA_DEBUG="0", PYTHONUNBUFFERED="1")
+    return subprocess_env(
+        RIVYA_DATA_DIR=str(data_dir),
+        RIVYA_DEBUG="0",
+        PYTHONUNBUFFERED="1",
+        RIVYA_METRICS_TOKEN=METRICS_TOKEN,
+    )
 
 
 def is_alive(pid: int) -> bool:
@@ -242,6 +251,35 @@ def test_a_long_url_within_gunicorn_limits_reaches_the_sandbox(served):
 
     assert status_line.startswith("HTTP/1.1 401 ")
     assert json.loads(body)["error"]["requestId"] == headers["X-Request-Id"]
+
+
+def scrape(served) -> str:
+    request = urllib.request.Request(
+        served.url("/metrics"), headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.read().decode()
+
+
+def healthz_count(text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "rivya_http_requests_total" and sample.labels.get("view") == "healthz"
+    )
+
+
+def test_metrics_add_up_every_web_process(served):
+    before = healthz_count(scrape(served))
+    for _ in range(12):
+        assert get(served.url("/healthz"))[0] == 200
+
+    text = scrape(served)
+
+    assert healthz_count(text) == before + 12
+    assert (served.data_dir / "metrics").is_dir()
+    assert "rivya_tasks_ready" in text
 
 
 def test_it_refuses_a_port_that_is_taken(served):

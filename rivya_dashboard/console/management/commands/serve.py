@@ -6,8 +6,10 @@ anything starts, and a restarted gunicorn reuses the same socket without a gap.
 
 import errno
 import os
+import shutil
 import socket
 import sys
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -72,6 +74,8 @@ def gunicorn_argv(fd: int, workers: int, threads: int) -> list[str]:
         f"--bind=fd://{fd}",
         "--worker-class=rivya_dashboard.console.web_worker.JsonRefusalsWorker",
         f"--limit-request-line={web_worker.REQUEST_LINE_LIMIT}",
+        # child_exit: a web process's open-stream gauge leaves /metrics with it.
+        f"--config=python:{web_worker.__name__}",
         f"--workers={workers}",
         f"--threads={threads}",
         f"--graceful-timeout={GRACEFUL_SECONDS}",
@@ -79,6 +83,14 @@ def gunicorn_argv(fd: int, workers: int, threads: int) -> list[str]:
         # The default control socket is one path per user, which two consoles would share.
         "--no-control-socket",
     ]
+
+
+def prepare_metrics_dir(path: Path) -> None:
+    """Every process of this serve writes its metrics here; /metrics adds them up. Figures of
+    an earlier run would count twice, so the directory starts empty."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def worker_argv() -> list[str]:
@@ -105,6 +117,7 @@ class Command(BaseCommand):
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=verbosity)
         call_command("collectstatic", interactive=False, verbosity=verbosity)
+        prepare_metrics_dir(settings.DATA_DIR / "metrics")
 
     def handle(self, *args: object, **options: object) -> None:
         if options["workers"] < 1 or options["threads"] < 1:
