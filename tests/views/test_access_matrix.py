@@ -26,6 +26,7 @@ class Access:
 ACCESS: dict[str, Access] = {
     "home": Access(Role.VIEWER),
     "healthz": Access(PUBLIC),
+    "metrics": Access(API),
     "setup": Access(PUBLIC),
     "language": Access(PUBLIC, method="POST"),
     "login": Access(PUBLIC),
