@@ -127,13 +127,16 @@ def is_public(ip: IPAddress) -> bool:
 
 def is_internal_but_allowable(ip: IPAddress) -> bool:
     """Loopback and private ranges, which a local-targets switch may open; never link-local
-    (cloud metadata lives at 169.254.169.254), multicast or the unspecified address."""
+    (cloud metadata lives at 169.254.169.254), multicast, reserved or the unspecified address."""
     inner = embedded_ipv4(ip)
     if inner:
         return all(is_public(a) or is_internal_but_allowable(a) for a in inner)
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+    if ip.is_loopback:
+        return True
+    # Python counts 240.0.0.0/4 as private; reserved ranges are nobody's local network.
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return False
-    return ip.is_loopback or ip.is_private or ip in SHARED_ADDRESS_SPACE
+    return ip.is_private or ip in SHARED_ADDRESS_SPACE
 
 
 def address_allowed(ip: IPAddress, *, allow_private: bool) -> bool:

