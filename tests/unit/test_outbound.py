@@ -17,7 +17,7 @@ from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
 
 PACKAGE = Path(outbound.__file__).resolve().parent
-HTTP_LIBRARIES = ("requests", "urllib3", "http.client")
+HTTP_LIBRARIES = ("requests", "urllib3", "http.client", "urllib.request")
 # rivya/ imports nothing of the project, so it cannot import outbound: it names requests' and
 # urllib3's exception classes and types, and sends only on the session it is given.
 TYPES_ONLY = {PACKAGE / "rivya" / "client.py", PACKAGE / "rivya" / "errors.py"}
