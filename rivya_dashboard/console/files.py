@@ -27,6 +27,7 @@ from rivya_dashboard.console.upload_relay import BrokenRelay, RelayUploadHandler
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.grants import check_grant
 from rivya_dashboard.vault.models import Action, ApiKey
+from rivya_dashboard.visibility import visible_files
 
 MB = 1024 * 1024
 # Contract §8.1 default limits; a model may set its own in reference_media.limits.
@@ -193,7 +194,8 @@ def remember_upload(
     )
 
 
-def pickable_files(key: ApiKey, kinds: list[str]) -> list[UploadedFile]:
-    """Earlier uploads a generation form may reuse: same key (so same account), kind, unexpired."""
-    files = UploadedFile.objects.filter(key=key, kind__in=kinds).order_by("-created_at")[:50]
+def pickable_files(member: User, key: ApiKey, kinds: list[str]) -> list[UploadedFile]:
+    """Earlier uploads a generation form may reuse: ones the member sees (visibility), on the
+    same key (so the same account), of the kind, unexpired."""
+    files = visible_files(member).filter(key=key, kind__in=kinds).order_by("-created_at")[:50]
     return [upload for upload in files if not upload.is_expired]

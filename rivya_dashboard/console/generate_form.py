@@ -51,6 +51,7 @@ class Choice:
     model: CatalogueModel | None
     keys: list[ApiKey]
     key: ApiKey | None
+    member: User
 
 
 def choose(user: User, model_id: str | None, key_id: str | None) -> Choice:
@@ -66,7 +67,7 @@ def choose(user: User, model_id: str | None, key_id: str | None) -> Choice:
         key = next((k for k in keys if str(k.pk) == str(key_id)), None)
     else:
         key = keys[0] if keys else None
-    return Choice(models, model, keys, key)
+    return Choice(models, model, keys, key, user)
 
 
 def key_refusal(user: User, key_id: str, choice: Choice) -> str:
@@ -89,7 +90,7 @@ def build_form(
     model = choice.model.data
     references = []
     if choice.key is not None and accepts_reference_media(model):
-        references = pickable_files(choice.key, reference_rules(model)["kinds"])
+        references = pickable_files(choice.member, choice.key, reference_rules(model)["kinds"])
     form = GenerationForm(
         model,
         data,

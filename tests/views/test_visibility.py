@@ -18,6 +18,7 @@ from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn
 from rivya_dashboard.console import media_cache
+from rivya_dashboard.console.files import pickable_files
 from rivya_dashboard.console.models import Generation, Output, Status, UploadedFile
 from rivya_dashboard.vault.models import Action, ApiKey, KeyGrant, LedgerEntry
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, Verdict
@@ -467,3 +468,15 @@ def test_a_chat_read_by_the_rule_offers_no_composer_stop_or_regenerate(team, mem
         )
     )
     assert 'id="composer"' in own and 'data-testid="chat-read-only"' not in own
+
+
+def test_the_generate_forms_file_picker_offers_only_visible_uploads(team, members):
+    """Generating on key beta does not show alpha's operator the uploads of beta's operator."""
+    operator = visitor("operator", team, members)
+    KeyGrant.objects.create(member=operator, key=team.keys["beta"], actions=["generate"])
+    assert pickable_files(operator, team.keys["beta"], ["image"]) == []
+    KeyGrant.objects.filter(member=operator, key=team.keys["beta"]).update(
+        actions=["generate", "read_history"]
+    )
+    picked = pickable_files(operator, team.keys["beta"], ["image"])
+    assert [upload.name for upload in picked] == ["file-of-beta.png"]
