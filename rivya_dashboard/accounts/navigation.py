@@ -27,11 +27,16 @@ SECTIONS = [
 ]
 
 
+# Sections that set the console up rather than use it: one "Admin" menu, so an owner's bar
+# fits one line on a laptop. A member who may open only one of them sees it in the bar itself.
+ADMIN_GROUP = {"keys", "team", "audit", "security", "sandbox-control"}
+
+
 def navigation(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_sections": []}
-    sections = []
+        return {"nav_sections": [], "nav_admin": []}
+    sections, admin = [], []
     for name, label, minimum in SECTIONS:
         if not user.has_role(minimum):
             continue
@@ -39,5 +44,12 @@ def navigation(request: HttpRequest) -> dict:
             url = reverse(name)
         except NoReverseMatch:
             continue
-        sections.append({"url": url, "label": label, "active": request.path.startswith(url)})
-    return {"nav_sections": sections}
+        section = {"url": url, "label": label, "active": request.path.startswith(url)}
+        (admin if name in ADMIN_GROUP else sections).append(section)
+    if len(admin) < 2:
+        return {"nav_sections": sections + admin, "nav_admin": []}
+    return {
+        "nav_sections": sections,
+        "nav_admin": admin,
+        "nav_admin_active": any(section["active"] for section in admin),
+    }

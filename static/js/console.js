@@ -33,6 +33,24 @@
     }
   });
 
+  // The Admin menu is a <details>: close it on a click elsewhere or on Escape, like a menu.
+  function closeMenus(except) {
+    document.querySelectorAll("[data-nav-menu][open]").forEach(function (menu) {
+      if (menu !== except) menu.removeAttribute("open");
+    });
+  }
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest("[data-nav-menu]"));
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = document.querySelector("[data-nav-menu][open]");
+    if (open) {
+      open.removeAttribute("open");
+      open.querySelector("summary").focus();
+    }
+  });
+
   // After a rejected form, start where the first error is, not at the autofocus field.
   document.addEventListener("DOMContentLoaded", function () {
     var invalid = document.querySelector('[aria-invalid="true"]');

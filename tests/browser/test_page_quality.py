@@ -5,25 +5,30 @@ wraps on a laptop. Screenshots of each page land in test-output/screenshots/qual
 """
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import expect
+from django.utils import translation
+from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console import credits, generations, models_catalog
-from rivya_dashboard.console.models import CatalogueModel, Generation
+from rivya_dashboard.console.models import CatalogueModel, Generation, UploadedFile
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks import inboxes
 from rivya_dashboard.webhooks.models import Inbox
-from tests.browser.conftest import store_sandbox_key
+from tests.browser.conftest import DESKTOP, PHONE, store_sandbox_key
 from tests.browser.inline_worker import run_ready_tasks
 from tests.conftest import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LAPTOP = {"width": 1024, "height": 768}
 
 # Arabic-script letters next to a digit with only spaces or punctuation between them, outside any
 # isolate (U+2066…U+2069 in the text, or an element that isolates: <bdi>, a block, dir=…).
@@ -62,6 +67,15 @@ UNISOLATED_DIGITS = r"""() => {
 }"""
 
 
+NAV_ROWS = """() => {
+  const nav = document.querySelector("#primary-nav");
+  const tops = new Set([...nav.querySelectorAll(":scope > ul > li")]
+    .filter((item) => item.getClientRects().length)
+    .map((item) => Math.round(item.getBoundingClientRect().top)));
+  return {rows: tops.size};
+}"""
+
+
 @pytest.fixture
 def owner_with_history(live_server, settings) -> Iterator[User]:
     """An owner whose sandbox key has a catalogue, a balance, a finished job and an inbox."""
@@ -81,6 +95,20 @@ def owner_with_history(live_server, settings) -> Iterator[User]:
         run_ready_tasks()
         if Generation.objects.filter(status="succeeded").exists():
             break
+    UploadedFile.objects.create(
+        remote_id="file_quality",
+        key=key,
+        key_label=key.label,
+        uploader=owner,
+        uploader_name=owner.username,
+        kind="audio",
+        name="clip.wav",
+        mime_type="audio/wav",
+        size_bytes=48_000,
+        url=f"{live_server.url}/sandbox/api/media/file_quality.wav",
+        duration_seconds=1.5,
+        duration_token="dt_quality",
+    )
     inbox = inboxes.do_create_inbox(owner, name="Local", key=key)
     Client().post(
         reverse("inbox-receive", args=[inbox.token]),
@@ -120,6 +148,32 @@ def main_pages() -> list[tuple[str, str]]:
     ]
 
 
+def serious_violations(axe: Axe, page: Page) -> list[str]:
+    results = axe.run(page, options={"resultTypes": ["violations"]})
+    return [
+        f"{rule['id']}: {node['target']} {node.get('failureSummary', '')[:160]}"
+        for rule in results.response["violations"]
+        if rule["impact"] in ("serious", "critical")
+        for node in rule["nodes"]
+    ]
+
+
+def test_every_main_page_passes_axe_in_both_themes(contexts, owner_with_history, screenshot):
+    page = contexts.open(owner_with_history).new_page()
+    axe = Axe()
+    found = {}
+    for name, path in main_pages():
+        page.goto(path)
+        expect(page.locator("h1").first).to_be_visible()
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            problems = serious_violations(axe, page)
+            if problems:
+                found[f"{name} ({scheme})"] = problems
+        screenshot(page, f"quality-{name}")
+    assert found == {}, json.dumps(found, ensure_ascii=False, indent=1)
+
+
 def test_urdu_pages_isolate_every_number_next_to_urdu_words(contexts, owner_with_history):
     User.objects.filter(pk=owner_with_history.pk).update(language="ur")
     page = contexts.open(User.objects.get(pk=owner_with_history.pk)).new_page()
@@ -131,3 +185,79 @@ def test_urdu_pages_isolate_every_number_next_to_urdu_words(contexts, owner_with
         if mixed:
             found[name] = mixed
     assert found == {}, json.dumps(found, ensure_ascii=False, indent=1)
+
+
+@pytest.mark.parametrize("language", ["en", "ur"])
+def test_the_owner_navigation_fits_one_line_on_a_laptop(contexts, language, screenshot):
+    owner = make_member(Role.OWNER, "owner")
+    User.objects.filter(pk=owner.pk).update(language=language)
+    page = contexts.open(User.objects.get(pk=owner.pk)).new_page()
+    page.goto("/")
+    for viewport in (DESKTOP, LAPTOP):
+        page.set_viewport_size(viewport)
+        assert page.evaluate(NAV_ROWS) == {"rows": 1}, viewport
+    admin = "Admin" if language == "en" else "ایڈمن"
+    nav = page.locator("#primary-nav")
+    # The Admin menu opens from the keyboard and closes on Escape, back on its summary.
+    nav.get_by_text(admin, exact=True).focus()
+    page.keyboard.press("Enter")
+    expect(nav.get_by_role("link", name=section(language, "Team"))).to_be_visible()
+    screenshot(page, f"nav-admin-open-{language}")
+    page.keyboard.press("Escape")
+    expect(nav.get_by_role("link", name=section(language, "Team"))).to_be_hidden()
+    # A phone's menu holds every section, the Admin ones one tap further.
+    page.set_viewport_size(PHONE)
+    page.get_by_role("button", name="Menu" if language == "en" else "مینو").click()
+    nav.get_by_text(admin, exact=True).click()
+    for label in ("Models", "Workbench", "Keys", "Team", "Audit", "Security", "Sandbox"):
+        expect(nav.get_by_role("link", name=section(language, label), exact=True)).to_be_visible()
+    screenshot(page, f"nav-phone-{language}")
+
+
+def section(language: str, label: str) -> str:
+    with translation.override(language):
+        return translation.gettext(label)
+
+
+LOOKS = """(selector) => {
+  const style = getComputedStyle(document.querySelector(selector));
+  return [style.backgroundColor, style.color, style.borderTopColor, style.borderTopLeftRadius,
+          style.height, style.fontSize];
+}"""
+
+
+def test_date_time_inputs_look_like_the_other_inputs_in_both_themes(
+    contexts, live_server, settings
+):
+    owner = make_member(Role.OWNER, "owner")
+    key = store_sandbox_key(owner, live_server.url)
+    page = contexts.open(owner).new_page()
+    page.goto(f"/keys/{key.pk}/")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        expires = page.evaluate(LOOKS, 'input[type="datetime-local"]')
+        assert expires == page.evaluate(LOOKS, 'input[type="number"]'), scheme
+
+
+PICKS = """() => [...document.querySelectorAll("div.model-picks label")].map((label) => {
+  const box = label.getBoundingClientRect();
+  const tick = label.querySelector("input").getBoundingClientRect();
+  return {top: Math.round(box.top), height: Math.round(box.height),
+          tickOffset: Math.round(tick.top - box.top)};
+})"""
+
+
+def test_side_by_side_picks_align_and_files_explain_the_duration_token(
+    contexts, owner_with_history
+):
+    page = contexts.open(owner_with_history).new_page()
+    page.goto(reverse("side-by-side"))
+    picks = page.evaluate(PICKS)
+    assert len({pick["tickOffset"] for pick in picks}) == 1, picks
+    rows: dict[int, set[int]] = {}
+    for pick in picks:
+        rows.setdefault(pick["top"], set()).add(pick["height"])
+    assert all(len(heights) == 1 for heights in rows.values()), rows
+    page.goto(reverse("files"))
+    heading = page.get_by_role("columnheader", name="Duration token")
+    expect(heading).to_have_accessible_description(re.compile("proof of how long"))
