@@ -23,7 +23,9 @@ def create_owner(page: Page) -> None:
 
 
 def invite_operator(page: Page) -> str:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Team").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_text("Admin", exact=True).click()
+    nav.get_by_role("link", name="Team").click()
     page.get_by_label("E-mail").fill("opal@example.test")
     page.get_by_label("Role", exact=True).select_option("operator")
     page.get_by_role("button", name="Create invitation link").click()

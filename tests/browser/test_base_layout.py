@@ -50,6 +50,7 @@ def test_the_phone_menu_opens_and_closes(page_as, screenshot):
     expect(nav).to_be_hidden()
     toggle.click()
     expect(toggle).to_have_attribute("aria-expanded", "true")
+    nav.get_by_text("Admin", exact=True).click()
     expect(nav.get_by_role("link", name="Team")).to_be_visible()
     screenshot(page, "phone-menu-open")
     nav.get_by_role("link", name="Audit").click()

@@ -57,6 +57,7 @@ def test_a_new_owner_enrols_at_once_and_proves_it_at_the_next_sign_in(
     page.get_by_role("link", name="I saved them — continue").click()
     expect(page.get_by_text("10 unused codes left.")).to_be_visible()
     screenshot(page, "mfa-my-security")
+    page.get_by_role("navigation", name="Main").get_by_text("Admin", exact=True).click()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Keys").click()
     expect(page).to_have_url(re.compile(r"/keys/$"))
 
@@ -67,6 +68,7 @@ def test_a_new_owner_enrols_at_once_and_proves_it_at_the_next_sign_in(
     page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Hello, ada")).to_be_visible()
+    page.get_by_role("navigation", name="Main").get_by_text("Admin", exact=True).click()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Security").click()
     expect(page.get_by_label("Owners and admins must use a second factor")).to_be_checked()
     screenshot(page, "mfa-security-settings")
