@@ -7,7 +7,9 @@ class ConsoleConfig(AppConfig):
 
     def ready(self) -> None:
         from rivya_dashboard import metrics, outbound
-        from rivya_dashboard.console import task_origin, tasks
+        from rivya_dashboard.console import first_reads, task_origin, tasks
+        from rivya_dashboard.vault.keys import key_added
 
         tasks.register_housekeeping(task_origin.prune_origins)
         outbound.add_exchange_listener(metrics.record_exchange)
+        key_added.connect(first_reads.on_key_added, dispatch_uid="console-first-reads")

@@ -20,6 +20,7 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import alerts
 from rivya_dashboard.console.models import BalanceAlert, BalanceReading, Generation
 from rivya_dashboard.console.tasks import chain_waiting
+from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.crypto import DecryptionError
@@ -37,15 +38,17 @@ logger = logging.getLogger(__name__)
 CREDITS_FIELD = DecimalField(max_digits=20, decimal_places=4)
 
 
-def do_read_balance(key: ApiKey, actor: User | None = None) -> BalanceReading:
+def do_read_balance(
+    key: ApiKey, actor: User | None = None, *, client: RivyaClient | None = None
+) -> BalanceReading:
     """Ask the API for the balance of key's account and keep the answer, or why there was none.
 
     With an actor the grant is checked first (GrantRefused propagates: nothing was called); the
-    periodic task reads as the system.
+    periodic task reads as the system. A client given for the key is used as it is.
     """
     reading = BalanceReading(key=key)
     try:
-        client = key.client()
+        client = client or key.client()
         action = Action.BROWSE if actor is not None else None
         with ledger.recording(actor, key, "credits.get", action=action, client=client):
             answer = client.get_credits()
@@ -172,6 +175,16 @@ def refresh_balances() -> int:
     if not chain_waiting(refresh_balances):
         refresh_balances.using(run_after=run_after).enqueue()
     return len(keys)
+
+
+@task()
+def read_balance(key_id: int) -> str:
+    """One key's balance, read by the worker when the request that added the key could not."""
+    key = ApiKey.objects.filter(pk=key_id, status="active").first()
+    if key is None:
+        return "no active key"
+    reading = do_read_balance(key)
+    return reading.error or str(reading.credits)
 
 
 def ensure_balance_refresh() -> None:

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models import CatalogueModel, CatalogueSync
+from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.models import Action, ApiKey, KeyStatus
@@ -75,14 +76,17 @@ def catalogue_key() -> ApiKey | None:
     return ApiKey.objects.filter(status=KeyStatus.ACTIVE).order_by("added_at", "pk").first()
 
 
-def do_refresh(key: ApiKey | None, user: User | None = None) -> int:
-    """Fetch `GET /models` through the key; on failure keep the copy and record the error."""
+def do_refresh(
+    key: ApiKey | None, user: User | None = None, *, client: RivyaClient | None = None
+) -> int:
+    """Fetch `GET /models` through the key (or the client given for it); on failure keep the
+    copy and record the error."""
     if key is None:
         do_record_failure(
             RivyaError(gettext("Add an API key on the Keys page to load the model catalogue."))
         )
         return 0
-    client = key.client()
+    client = client or key.client()
     action = Action.BROWSE if user is not None else None
     try:
         with ledger.recording(user, key, "models.list", action=action, client=client):
@@ -91,6 +95,11 @@ def do_refresh(key: ApiKey | None, user: User | None = None) -> int:
         do_record_failure(exc)
         raise
     return do_store_catalogue(payload)
+
+
+def is_wanted(sync: CatalogueSync) -> bool:
+    """Whether a fresh copy is worth a request now: none yet, old, or the last try failed."""
+    return is_stale(sync) or bool(sync.error) or not CatalogueModel.objects.exists()
 
 
 def is_stale(sync: CatalogueSync) -> bool:

@@ -6,12 +6,14 @@ reads tell which scopes the key holds (a 403 `api_scope_denied` means the scope 
 creating something, so they stay "unchecked" until first use.
 """
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,6 +32,12 @@ from rivya_dashboard.vault.models import (
     KeyStatus,
     LedgerEntry,
 )
+
+logger = logging.getLogger(__name__)
+
+# Sent once a key is stored (the Keys form, "Use the sandbox", manage.py add_key), with key= and
+# actor=: the console reads the catalogue and the balance through it at once (console/first_reads).
+key_added = Signal()
 
 KEY_FORMAT = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9_-]{{8,200}}$")
 SCOPE_DENIED = "api_scope_denied"
@@ -213,7 +221,18 @@ def do_add_key(
             base_url=key.base_url,
             key_id=key.pk,
         )
+    announce_key_added(key, actor)
     return key
+
+
+def announce_key_added(key: ApiKey, actor: User | None) -> None:
+    """Tell the apps that read through keys (the console reads the catalogue and the balance);
+    a receiver's failure is logged, never undoes the stored key."""
+    for receiver, outcome in key_added.send_robust(sender=ApiKey, key=key, actor=actor):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "After adding key %s, %s failed: %r", key.pk, receiver.__qualname__, outcome
+            )
 
 
 def do_test_key(

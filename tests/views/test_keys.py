@@ -6,15 +6,20 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
 
 from rivya_dashboard.accounts.models import AuditEvent, Role
+from rivya_dashboard.console import first_reads
+from rivya_dashboard.console.models import BalanceReading, CatalogueModel, CatalogueSync
 from rivya_dashboard.rivya import client as rivya_client
+from rivya_dashboard.rivya.errors import Unavailable
 from rivya_dashboard.sandbox import control_api
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.management.commands import sandbox_key as sandbox_key_command
 from rivya_dashboard.sandbox.models import RequestLog as SandboxRequestLog
 from rivya_dashboard.vault import crypto, transport
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
+from tests.browser.inline_worker import run_ready_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -316,3 +321,75 @@ def test_an_unreachable_api_is_named_by_its_address(owner_client, monkeypatch):
     assert "Could not reach https://rivya.ai/api/v1" in body
     assert "GuardedHTTPSPool" not in body
     assert not ApiKey.objects.exists()
+
+
+def pages_after_a_key(client) -> dict[str, str]:
+    names = ("models", "generate", "chat", "credits", "home")
+    return {name: client.get(reverse(name)).content.decode() for name in names}
+
+
+def assert_filled(pages: dict[str, str], credits: str = "1,000") -> None:
+    """What a person sees right after adding a working key: no "add a key", no empty balance."""
+    assert "The catalogue is empty" not in pages["models"] and "Nano Banana 2" in pages["models"]
+    assert "No model to run yet" not in pages["generate"]
+    assert 'name="prompt"' in pages["generate"]
+    assert "no chat models yet" not in pages["chat"]
+    assert "No balance read yet" not in pages["credits"] and credits in pages["credits"]
+    assert "not read yet" not in pages["home"] and "No balance read yet" not in pages["home"]
+    assert credits in pages["home"]
+
+
+def test_use_the_sandbox_fills_every_page_at_once(owner_client, api_in_process):
+    owner_client.post(reverse("key-sandbox"))
+    key = ApiKey.objects.get()
+    assert BalanceReading.objects.get(key=key).credits == 1000
+    assert CatalogueSync.current().fetched_at is not None
+    assert_filled(pages_after_a_key(owner_client))
+    assert not DBTaskResult.objects.filter(task_path__endswith="read_balance").exists()
+
+
+def test_a_pasted_key_fills_every_page_at_once(owner_client, sandbox_key, api_in_process):
+    assert add(owner_client, sandbox_key).status_code == 302
+    reads = LedgerEntry.objects.filter(operation__in=["models.list", "credits.get"])
+    assert sorted(reads.values_list("operation", "member_name")) == [
+        ("credits.get", "owner"),
+        ("models.list", "owner"),
+    ]
+    assert_filled(pages_after_a_key(owner_client))
+
+
+def test_the_add_key_command_fills_every_page_at_once(
+    owner_client, sandbox_key, api_in_process, monkeypatch, settings
+):
+    settings.RIVYA_ALLOW_PRIVATE_BASE_URLS = True
+    monkeypatch.setattr("sys.stdin", io.StringIO(sandbox_key + "\n"))
+    call_command("add_key", label="Scripted", base_url="http://127.0.0.1/sandbox/api/v1")
+    assert_filled(pages_after_a_key(owner_client))
+
+
+def timing_out_in_the_request(method):
+    """The API call, except from the quick client of the request that added the key."""
+
+    def call(client, *args, **kwargs):
+        if client.timeout == first_reads.READ_TIMEOUT:
+            raise Unavailable("Read timed out.", status=None)
+        return method(client, *args, **kwargs)
+
+    return call
+
+
+def test_a_slow_api_leaves_the_first_reads_to_the_worker(owner_client, api_in_process, monkeypatch):
+    """The key is stored at once; the catalogue and the balance are read by the worker."""
+    for name in ("list_models", "get_credits"):
+        method = getattr(rivya_client.RivyaClient, name)
+        monkeypatch.setattr(rivya_client.RivyaClient, name, timing_out_in_the_request(method))
+    owner_client.post(reverse("key-sandbox"))
+    key = ApiKey.objects.get()
+    waiting = set(DBTaskResult.objects.values_list("task_path", flat=True))
+    assert "rivya_dashboard.console.tasks.refresh_catalogue" in waiting
+    assert "rivya_dashboard.console.credits.read_balance" in waiting
+    assert not CatalogueModel.objects.exists()
+    run_ready_tasks()
+    assert CatalogueModel.objects.exists()
+    assert BalanceReading.objects.filter(key=key).first().credits == 1000
+    assert_filled(pages_after_a_key(owner_client))
