@@ -10,7 +10,6 @@ wants it as a bearer token.
 """
 
 import hmac
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -163,7 +162,7 @@ def credits_spent() -> CounterMetricFamily:
 
 def registry() -> CollectorRegistry:
     gathered = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if settings.PROMETHEUS_MULTIPROC_DIR:
         multiprocess.MultiProcessCollector(gathered)
     else:
         gathered.register(_ProcessMetrics())

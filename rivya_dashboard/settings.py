@@ -233,8 +233,10 @@ RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
 RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# /metrics answers only with this bearer token; unset, it is off (404).
+# /metrics answers only with this bearer token; unset, it is off (404). `serve` names the
+# directory where all of its processes keep their figures for /metrics to add up.
 RIVYA_METRICS_TOKEN = env_secret("RIVYA_METRICS_TOKEN", "")
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 # Every line carries the request id (and, as JSON, the member id, view and duration).
 RIVYA_LOG_FORMAT = env_choice("RIVYA_LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {

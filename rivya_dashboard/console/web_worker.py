@@ -7,7 +7,6 @@ JSON for every path.
 """
 
 import json
-import os
 import secrets
 import string
 
@@ -56,6 +55,6 @@ class JsonRefusalsWorker(ThreadWorker):
 
 
 def child_exit(server, worker) -> None:
-    """gunicorn's hook when a web process ends: its live gauges no longer count."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)
+    """gunicorn's hook when a web process ends: its live gauges no longer count. Only `serve`
+    runs gunicorn with this module, and it always names the metrics directory first."""
+    multiprocess.mark_process_dead(worker.pid)

@@ -141,6 +141,15 @@ def load_keyring() -> Keyring:
     return Keyring({k: AESGCM(v) for k, v in keys.items()}, primary, path, path.stat().st_mtime)
 
 
+def keyring_text() -> str:
+    """The keyring as its file or RIVYA_KEYRING holds it, for an encrypted backup."""
+    if settings.RIVYA_KEYRING:
+        return settings.RIVYA_KEYRING
+    path = managed_keyring_path()
+    ensure_managed_file(path)
+    return path.read_text()
+
+
 _lock = threading.Lock()
 _cached: tuple[tuple, Keyring] | None = None
 
