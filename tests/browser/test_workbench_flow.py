@@ -9,14 +9,14 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, Page, expect
 
-from rivya_dashboard.accounts.models import Role
+from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.rivya.client import RivyaClient
@@ -31,7 +31,7 @@ from tests.inprocess import in_process_session
 from tests.views.test_canary import database_dump
 from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def store_key(base_url: str, raw: str, owner=None) -> ApiKey:
@@ -47,7 +47,44 @@ def store_key(base_url: str, raw: str, owner=None) -> ApiKey:
 
 
 @pytest.fixture
-def canary(live_server, settings) -> str:
+def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
+    """A threaded server on a file database: the explorer's call to the sandbox, the sandbox's
+    answer and the chat relay each run on a connection of their own, as under gunicorn."""
+    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
+    server.daemon = True
+    server.start()
+    server.is_ready.wait()
+    yield f"http://127.0.0.1:{server.port}"
+    wait_for_quiet()
+    # A request still being answered (an event stream) closes its database connection as it
+    # ends; it must end before the test database goes away.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(
+        "process_request_thread" in thread.name for thread in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    server.terminate()
+
+
+@pytest.fixture
+def watched(browser: Browser, console_url: str) -> Iterator[WatchedContext]:
+    contexts = WatchedContext(browser, console_url)
+    yield contexts
+    contexts.close()
+    assert contexts.csp_violations() == [] and contexts.script_errors == []
+
+
+@pytest.fixture
+def page_as(watched: WatchedContext) -> Callable[..., Page]:
+    def open_page(role: str, username: str, **options: object) -> Page:
+        member = User.objects.filter(username=username).first() or make_member(role, username)
+        return watched.open(member, **options).new_page()
+
+    return open_page
+
+
+@pytest.fixture
+def canary(settings) -> str:
     settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
     settings.RIVYA_POLL_SPEED = 50
     SandboxSettings.load()
@@ -55,13 +92,13 @@ def canary(live_server, settings) -> str:
 
 
 def in_process(key: ApiKey, raw: str) -> RivyaClient:
-    """Set-up calls from the test thread stay in it: the live server shares its database."""
+    """Set-up calls from the test thread, without a socket."""
     return RivyaClient(key.base_url, raw, session=in_process_session())
 
 
 @pytest.fixture
-def team_key(live_server, canary) -> ApiKey:
-    key = store_key(live_server.url, canary, make_member(Role.OWNER, "owner"))
+def team_key(console_url, canary) -> ApiKey:
+    key = store_key(console_url, canary, make_member(Role.OWNER, "owner"))
     do_store_catalogue(in_process(key, canary).list_models())
     return key
 
@@ -114,7 +151,7 @@ def test_a_viewers_send_is_refused_with_the_reason(page_as, team_key):
 
 
 def test_copy_as_curl_replays_against_the_sandbox_and_no_copy_holds_the_key(
-    page_as, team_key, canary, live_server
+    page_as, team_key, canary
 ):
     page = page_as(Role.OWNER, "owner")
     explorer(page, "createGeneration")
@@ -172,46 +209,26 @@ def test_the_inspector_shows_the_call_behind_a_webhook_test_send(
     screenshot(urdu, "workbench-explorer-ur")
 
 
-@pytest.fixture
-def threaded_console(replies_in_threads) -> Iterator[str]:  # noqa: F811
-    """Chat replies are read by background threads: a threaded server on a file database."""
-    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-    server.daemon = True
-    server.start()
-    server.is_ready.wait()
-    yield f"http://127.0.0.1:{server.port}"
-    wait_for_quiet()
-    # A request still being answered (the chat page's event stream) closes its database
-    # connection as it ends; it must end before the test database goes away.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        "process_request_thread" in thread.name for thread in threading.enumerate()
-    ):
-        time.sleep(0.05)
-    server.terminate()
-
-
-def test_the_inspector_shows_the_call_behind_a_chat_turn(
-    browser: Browser, threaded_console, settings
-):
-    settings.RIVYA_LISTEN_URL = threaded_console
+def test_the_inspector_shows_the_call_behind_a_chat_turn(page_as, console_url, canary):
     operator = make_member(Role.OPERATOR, "opal")
-    key = store_key(threaded_console, issue_key())
+    key = store_key(console_url, canary)
     KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
-    do_store_catalogue(key.client().list_models())
-    watched = WatchedContext(browser, threaded_console)
-    page = watched.open(operator).new_page()
+    do_store_catalogue(in_process(key, canary).list_models())
+    page = page_as(Role.OPERATOR, "opal")
     page.goto("/chat/")
     page.get_by_label("Message").fill("Hello from the workbench test")
     page.get_by_label("Message").press("Control+Enter")
-    turn = page.locator("[data-turn]").last
-    request_link = turn.locator("a[href*='request_id=']")
+    request_link = page.locator("[data-turn]").last.locator("a[href*='request_id=']")
     expect(request_link).to_be_visible(timeout=15000)
+    request_id = request_link.text_content()
+    # The call is kept when its stream closes, a moment after the reply is on the page.
+    deadline = time.monotonic() + 10
+    while not ApiCall.objects.filter(request_id=request_id).exists():
+        assert time.monotonic() < deadline, "the chat turn's call was not kept"
+        time.sleep(0.1)
     request_link.click()
     rows = page.locator(".call-table tbody tr")
     expect(rows.first).to_contain_text("200")
     rows.first.get_by_role("link").click()
     expect(page.locator(".exchange")).to_contain_text("event: done")
     page.goto("about:blank")
-    watched.close()
-    assert watched.csp_violations() == [] and watched.script_errors == []
