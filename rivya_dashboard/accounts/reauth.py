@@ -1,7 +1,8 @@
 """Re-authentication before sensitive actions: a password confirmed within RIVYA_REAUTH_MINUTES.
 
 `recent_auth_required` wraps the views that add, replace, disable or delete keys, change grants,
-caps, members, webhook secrets, sandbox faults, second factors or the security settings. A stale
+caps, members, webhook secrets, sandbox faults, second factors or the security settings, and
+those that sign sessions out (ASVS 5 7.5.2). A stale
 GET goes to the confirmation page and comes back; a stale POST is kept in the session (encrypted
 under the keyring: it may carry a raw key) and the confirmation page posts the password to the
 same action, which then runs with the member's original form.
@@ -103,6 +104,8 @@ def do_confirm(request: HttpRequest) -> None:
         if not password or not member.check_password(password):
             record(member, "reauth.failed", request.path, request=request, method=method)
             raise ConfirmationRefused(_("That password is not right. Enter your current password."))
+    # A new session key after every authentication, re-authentication included (ASVS 7.2.4).
+    request.session.cycle_key()
     stamp_authenticated(request)
     record(member, "reauth.confirmed", request.path, request=request, method=method)
 

@@ -26,6 +26,7 @@ def refused_on_my_page(request: HttpRequest, message: str) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
+@recent_auth_required
 @require_POST
 def session_end(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(MemberSession, pk=pk, user=request.user, ended_at__isnull=True)
@@ -38,6 +39,7 @@ def session_end(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @role_required(Role.VIEWER)
+@recent_auth_required
 @require_POST
 def sessions_end_others(request: HttpRequest) -> HttpResponse:
     ended = member_sessions.do_end_other_sessions(request)

@@ -35,6 +35,8 @@ SENSITIVE = {
     "security-policy": ({}, ("POST",)),
     "member-mfa-reset": ({"pk": 1}, ("POST",)),
     "member-sign-out": ({"pk": 1}, ("POST",)),
+    "session-end": ({"pk": 1}, ("POST",)),
+    "sessions-end-others": ({}, ("POST",)),
     "totp-enrol": ({}, ("GET", "POST")),
     "totp-remove": ({}, ("POST",)),
     "recovery-codes": ({}, ("POST",)),
@@ -109,6 +111,7 @@ def test_the_form_survives_the_confirmation(members, owner_client, sandbox_key, 
     assert f'action="{reverse("key-add")}"' in page.content.decode()
     assert sandbox_key not in page.content.decode() + str(owner_client.session.items())
     token = page.context["hidden"][reauth.RESUME_FIELD]
+    before_key = owner_client.session.session_key
 
     wrong = owner_client.post(
         reverse("key-add"), {reauth.RESUME_FIELD: token, reauth.CONFIRM_INPUT: "nope"}
@@ -128,6 +131,7 @@ def test_the_form_survives_the_confirmation(members, owner_client, sandbox_key, 
     assert confirmed.target == reverse("key-add") and confirmed.detail == {"method": "password"}
     assert AuditEvent.objects.filter(action="reauth.failed").count() == 1
     assert reauth.PENDING_KEY not in owner_client.session
+    assert owner_client.session.session_key != before_key, "confirming gives a new session key"
     again = owner_client.post(reverse("key-add"), {reauth.RESUME_FIELD: token})
     assert again.status_code == 409
     assert ApiKey.objects.count() == 1
