@@ -48,10 +48,10 @@ def test_signing_out_other_sessions_in_urdu(contexts, screenshot):
     here.goto("/accounts/security/")
     expect(here.get_by_role("heading", name="سائن اِن سیشن")).to_be_visible()
     expect(here.locator(".session-row")).to_have_count(2)
-    expect(here.get_by_text("iPhone پر Safari")).to_be_visible()
+    expect(here.locator(".session-row").filter(has_text="Safari")).to_contain_text("iPhone")
     screenshot(here, "ur-sessions")
     here.get_by_role("button", name="باقی تمام سیشن سائن آؤٹ کریں").click()
-    expect(here.get_by_text("1 دوسرا سیشن سائن آؤٹ کر دیا گیا")).to_be_visible()
+    expect(here.get_by_text("دوسرا سیشن سائن آؤٹ کر دیا گیا")).to_be_visible()
 
     there.reload()
     expect(there).to_have_url(re.compile(r"/accounts/login/"))
