@@ -177,3 +177,22 @@ def vault_key(sandbox_key, members, api_in_process):
     key.store_secret(sandbox_key)
     key.save(update_fields=["secret", "last4"])
     return key
+
+
+@pytest.fixture
+def grant_checks(monkeypatch) -> list[dict]:
+    """The keyword arguments of every grant check the code under test makes before spending:
+    the ledger's (under the grant lock), and any a caller would make on its own."""
+    from rivya_dashboard.console import files, generations
+    from rivya_dashboard.vault import grants, ledger
+
+    checks: list[dict] = []
+    check = grants.check_grant
+
+    def counted(*args, **kwargs):
+        checks.append(kwargs)
+        return check(*args, **kwargs)
+
+    for module in (ledger, files, generations):
+        monkeypatch.setattr(module, "check_grant", counted, raising=False)
+    return checks

@@ -19,7 +19,6 @@ from rivya_dashboard.console import files, models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.console.views.files import file_upload
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
-from rivya_dashboard.vault import grants, ledger
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
 
 pytestmark = pytest.mark.django_db
@@ -288,16 +287,8 @@ def test_a_relayed_file_the_api_refuses_shows_its_message(operator, vault_key, t
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("relayed", [False, True])
-def test_an_upload_checks_the_grant_once_under_the_lock(operator, vault_key, monkeypatch, relayed):
-    checks = []
-    check = grants.check_grant
-    monkeypatch.setattr(
-        ledger,
-        "check_grant",
-        lambda *args, **kwargs: checks.append(kwargs) or check(*args, **kwargs),
-    )
-    monkeypatch.setattr(files, "check_grant", check, raising=False)
+def test_an_upload_checks_the_grant_once_under_the_lock(operator, vault_key, grant_checks, relayed):
     content = png_bytes()
     query = f"kind=image&key={vault_key.pk}" + (f"&size={len(content)}" if relayed else "")
     assert upload(operator, vault_key, content, query=query).status_code == 302
-    assert [call.get("lock") for call in checks] == [True]
+    assert [call.get("lock") for call in grant_checks] == [True]

@@ -17,7 +17,7 @@ from rivya_dashboard.console.models import Generation, Output, Status
 from rivya_dashboard.sandbox import faults
 from rivya_dashboard.sandbox.models import Account, SandboxSettings
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
-from rivya_dashboard.vault import crypto, grants, ledger
+from rivya_dashboard.vault import crypto, ledger
 from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import ApiKey, KeyGrant, LedgerEntry
 from rivya_dashboard.webhooks import generation_updates, inboxes
@@ -563,19 +563,12 @@ def test_a_poll_decrypts_the_key_once_and_never_asks_the_catalogue(
     assert len(console_queries(final_poll)) <= 11
 
 
-def test_a_submit_checks_the_grant_once_with_one_cap_sum(operator, catalogue, monkeypatch):
+def test_a_submit_checks_the_grant_once_with_one_cap_sum(operator, catalogue, grant_checks):
     KeyGrant.objects.update(daily_cap=50, monthly_cap=500)
-    checks = []
-    check = grants.check_grant
-    monkeypatch.setattr(
-        ledger,
-        "check_grant",
-        lambda *args, **kwargs: checks.append(kwargs) or check(*args, **kwargs),
-    )
     with CaptureQueriesContext(connection) as submit:
         response = operator.post(reverse("generate-submit"), form_data(catalogue))
     assert response.status_code == 302
-    assert [call["lock"] for call in checks] == [True]
+    assert [call.get("lock") for call in grant_checks] == [True]
     sums = [q["sql"] for q in submit.captured_queries if "SUM(" in q["sql"].upper()]
     assert len([sql for sql in sums if "vault_ledgerentry" in sql]) == 1
 
