@@ -121,10 +121,17 @@ class EndpointCreateForm(EndpointForm):
             try:
                 self.check_url(url)
             except forms.ValidationError as error:
-                self.add_error("url", error)
+                self.add_error("url", inbox_url_refused(error))
             else:
                 data["url"] = url
         return data
+
+
+def inbox_url_refused(error: forms.ValidationError) -> str:
+    return _(
+        "The inbox's receiver URL cannot receive from Rivya: %(problem)s Give the console a "
+        "public https:// address (RIVYA_PUBLIC_URL), or enter another URL."
+    ) % {"problem": " ".join(error.messages)}
 
 
 class DeliveryFilterForm(forms.Form):

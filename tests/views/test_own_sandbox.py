@@ -150,7 +150,7 @@ def test_a_real_key_cannot_deliver_to_a_local_inbox_and_the_form_says_why(member
         receiver_url=lambda chosen: inboxes.delivery_url(chosen, key, None),
     )
     assert not form.is_valid()
-    assert "https://" in form.errors["url"][0]
+    assert "https://" in form.errors["url"][0] and "receiver URL" in form.errors["url"][0]
 
 
 def test_the_own_sandbox_delivers_to_the_inbox_at_the_consoles_own_address(members, rf):
