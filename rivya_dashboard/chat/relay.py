@@ -190,6 +190,9 @@ def save_loop() -> None:
         if not turns:
             connection.close()
             LIVE.wake.wait()
+            # A reply just began: its first words come within milliseconds, and this thread
+            # would take the GIL to reopen a connection and query for Stop. That waits a tick.
+            last_stop_check = time.monotonic()
             continue
         try:
             close_old_connections()
@@ -213,6 +216,8 @@ def save(turns: list[LiveTurn]) -> None:
         for live, frames, _, closing in batches
         for frame in frames + ([closing] if closing else [])
     ]
+    if not rows and not any(fields for _, _, fields, _ in batches):
+        return  # an empty transaction would still take SQLite's write lock
     try:
         with transaction.atomic():
             ChatEvent.objects.bulk_create(rows)
