@@ -229,6 +229,9 @@ RIVYA_BALANCE_REFRESH_MINUTES = env_int("RIVYA_BALANCE_REFRESH_MINUTES", 15, min
 # Key vault: the keyring that encrypts stored API keys (rivya_dashboard/vault/crypto.py).
 # Empty means the console keeps its own keyring file in the data dir.
 RIVYA_KEYRING = env_secret("RIVYA_KEYRING")
+# What seals the sandbox's webhook signing secrets: the vault's crypto, named rather than imported
+# because the sandbox imports no other app (ARCHITECTURE §2).
+RIVYA_SANDBOX_SEALER = "rivya_dashboard.vault.crypto"
 # Custom base URLs may point at loopback/private addresses only when this is on.
 RIVYA_ALLOW_PRIVATE_BASE_URLS = env_bool("RIVYA_ALLOW_PRIVATE_BASE_URLS", False)
 

@@ -46,8 +46,11 @@ class EncryptedTextField(models.TextField):
     """Marks a column holding ciphertext, so key rotation finds every stored secret.
 
     It stores the text as given: encryption needs the row's primary key for the binding, which
-    a field cannot know before the row is inserted.
+    a field cannot know before the row is inserted. Rotation looks for `holds_ciphertext`, so an
+    app that may not import the vault (the sandbox) marks its own column the same way.
     """
+
+    holds_ciphertext = True
 
 
 def binding(instance: models.Model, field: str) -> str:

@@ -1,7 +1,8 @@
 """Re-encrypt every stored secret under the keyring's primary key, in batches.
 
-Secrets are found by their column type (crypto.EncryptedTextField), so a secret column added by
-another app is rotated without registering it here.
+Secrets are found by their column's `holds_ciphertext` mark (crypto.EncryptedTextField, the
+sandbox's SealedSecretField), so a secret column added by another app is rotated without
+registering it here.
 """
 
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ class RotationReport:
 def encrypted_columns() -> Iterator[tuple[type[models.Model], str]]:
     for model in apps.get_models():
         for column in model._meta.get_fields():
-            if isinstance(column, crypto.EncryptedTextField):
+            if getattr(column, "holds_ciphertext", False):
                 yield model, column.name
 
 

@@ -1,14 +1,20 @@
 """Webhook endpoints, events and deliveries of the sandbox (contract §9).
 
-The signing secret is stored as text because the sandbox must sign with it, exactly as Rivya must;
-it leaves the sandbox only in the create and rotate-secret responses.
+The sandbox must sign with the signing secret, exactly as Rivya must, so it keeps it readable to
+itself, but only as AES-GCM ciphertext under the vault's keyring, bound to its row and field,
+like every other stored secret; it is opened only to sign. It leaves the sandbox only in the
+create and rotate-secret responses. Nothing imports the sandbox and the sandbox imports no
+other app, so the sealer is named by settings.RIVYA_SANDBOX_SEALER (a module with
+encrypt(text, *, row) and decrypt(token, *, row)) and imported when first needed.
 """
 
 import secrets
 from datetime import datetime
+from importlib import import_module
+from types import ModuleType
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from rivya_dashboard.sandbox import choices, ids
@@ -27,6 +33,16 @@ SECRET_BODY_BYTES = 24
 
 def new_signing_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(SECRET_BODY_BYTES)
+
+
+def sealer() -> ModuleType:
+    return import_module(settings.RIVYA_SANDBOX_SEALER)
+
+
+class SealedSecretField(models.TextField):
+    """Ciphertext from the sealer; key rotation finds every such column by this mark."""
+
+    holds_ciphertext = True
 
 
 class WebhookSettings(models.Model):
@@ -67,9 +83,9 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=2048)
     event_types = models.JSONField(default=list)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    signing_secret = models.CharField(max_length=80)
+    sealed_signing_secret = SealedSecretField(blank=True, default="")
     # During a rotation overlap the old secret keeps signing until previous_secret_until.
-    previous_secret = models.CharField(max_length=80, blank=True, default="")
+    sealed_previous_secret = SealedSecretField(blank=True, default="")
     previous_secret_until = models.DateTimeField(null=True, blank=True)
     # Webhook faults set on this key apply to the endpoint's deliveries.
     created_by_key = models.ForeignKey(
@@ -90,12 +106,61 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
+    def __init__(self, *args, **kwargs) -> None:
+        # Secrets set before the row has an id wait here: the ciphertext is bound to the id.
+        self._unsealed: dict[str, str] = {}
+        super().__init__(*args, **kwargs)
+
     def save(self, *args, **kwargs) -> None:
         if not self.public_id:
             self.public_id = ids.public_id(choices.WEBHOOK_ENDPOINT_PREFIX)
-        if not self.signing_secret:
+        if self.pk is None:
+            with transaction.atomic():
+                super().save(*args, **kwargs)
+                pending, self._unsealed = self._unsealed, {}
+                for field, value in pending.items():
+                    self.seal(field, value)
+                if not self.sealed_signing_secret:
+                    self.signing_secret = new_signing_secret()
+                super().save(update_fields=["sealed_signing_secret", "sealed_previous_secret"])
+            return
+        if not self.sealed_signing_secret:
             self.signing_secret = new_signing_secret()
         super().save(*args, **kwargs)
+
+    def row(self, field: str) -> str:
+        return f"{self._meta.db_table}:{self.pk}:{field}"
+
+    def seal(self, field: str, value: str) -> None:
+        if not value:
+            setattr(self, field, "")
+            self._unsealed.pop(field, None)
+        elif self.pk is None:
+            self._unsealed[field] = value
+        else:
+            setattr(self, field, sealer().encrypt(value, row=self.row(field)))
+
+    def unseal(self, field: str) -> str:
+        if field in self._unsealed:
+            return self._unsealed[field]
+        token = getattr(self, field)
+        return sealer().decrypt(token, row=self.row(field)) if token else ""
+
+    @property
+    def signing_secret(self) -> str:
+        return self.unseal("sealed_signing_secret")
+
+    @signing_secret.setter
+    def signing_secret(self, value: str) -> None:
+        self.seal("sealed_signing_secret", value)
+
+    @property
+    def previous_secret(self) -> str:
+        return self.unseal("sealed_previous_secret")
+
+    @previous_secret.setter
+    def previous_secret(self, value: str) -> None:
+        self.seal("sealed_previous_secret", value)
 
     @property
     def secret_preview(self) -> str:
@@ -104,7 +169,8 @@ class WebhookEndpoint(models.Model):
     def active_secrets(self, now: datetime | None = None) -> list[str]:
         now = now or timezone.now()
         current = [self.signing_secret]
-        if self.previous_secret and self.previous_secret_until and self.previous_secret_until > now:
+        overlap = self.previous_secret_until and self.previous_secret_until > now
+        if self.sealed_previous_secret and overlap:
             return [*current, self.previous_secret]
         return current
 

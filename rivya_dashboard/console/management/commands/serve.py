@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from rivya_dashboard.console import web_worker
 from rivya_dashboard.console.supervise import Child, Supervisor
+from rivya_dashboard.data_dir import make_private, tighten
 
 # gthread: each open stream (chat SSE) holds a thread, so workers x threads bounds open streams.
 DEFAULT_WORKERS = 2
@@ -114,7 +115,8 @@ class Command(BaseCommand):
         )
 
     def prepare(self, verbosity: int) -> None:
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        make_private(settings.DATA_DIR)
+        tighten(settings.DATA_DIR)
         call_command("migrate", interactive=False, verbosity=verbosity)
         call_command("collectstatic", interactive=False, verbosity=verbosity)
         prepare_metrics_dir(settings.DATA_DIR / "metrics")
