@@ -135,7 +135,8 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     wait_for_quiet()
     upstream = ChatMessage.objects.filter(role="assistant").order_by("-pk").first()
     assert LAST_WORDS not in upstream.content  # the sandbox saw its connection close mid-reply
-    charged = f"3 reserved → {upstream.credits['final']} credits"
+    final = upstream.credits["final"]
+    charged = f"3 reserved → {final} credit{'' if final == 1 else 's'}"
     expect(page.locator("[data-turn]").last.get_by_text(charged)).to_be_visible(timeout=5000)
     capture(page, screenshot, "chat-stopped")
 
