@@ -91,6 +91,17 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class ForbiddenOneLine(logging.Filter):
+    """A refused request (403) is an answer, not a fault: Django logs it with the
+    PermissionDenied traceback; keep the one line that says which path was refused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == 403:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, member id, view,
     duration (for request lines) and the exception's traceback when there is one."""

@@ -102,6 +102,7 @@ TEMPLATES = [
             "builtins": [
                 "template_partials.templatetags.partials",
                 "rivya_dashboard.console.templatetags.quantities",
+                "rivya_dashboard.console.templatetags.api_labels",
             ],
         },
     }
@@ -245,7 +246,10 @@ RIVYA_LOG_FORMAT = env_choice("RIVYA_LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "rivya_dashboard.request_context.ContextFilter"}},
+    "filters": {
+        "context": {"()": "rivya_dashboard.request_context.ContextFilter"},
+        "forbidden_one_line": {"()": "rivya_dashboard.request_context.ForbiddenOneLine"},
+    },
     "formatters": {
         "text": {
             "()": "rivya_dashboard.request_context.TextFormatter",
@@ -260,6 +264,7 @@ LOGGING = {
             "filters": ["context"],
         }
     },
+    "loggers": {"django.request": {"filters": ["forbidden_one_line"]}},
     "root": {"handlers": ["console"], "level": env_choice("RIVYA_LOG_LEVEL", "INFO", LOG_LEVELS)},
 }
 

@@ -11,6 +11,7 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import generate_form, generations
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.console.schema_form import prompt_limit, schema_params
+from rivya_dashboard.console.templatetags.api_labels import api_label
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused, usable_keys
 from rivya_dashboard.vault.models import Action
@@ -42,7 +43,7 @@ def default_params(model: dict) -> dict[str, Any]:
 def model_facts(model: CatalogueModel) -> dict[str, str]:
     return {
         "name": model.display_name,
-        "category": model.category,
+        "category": api_label(model.category),
         "credits": f"{model.base_credits.normalize():f}",
     }
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models import CatalogueModel, CatalogueSync
+from rivya_dashboard.console.templatetags.api_labels import api_label
 from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault import ledger
@@ -126,9 +127,9 @@ class CatalogueFilterForm(forms.Form):
         everything = [("", _("All"))]
         for name in self.FACETS:
             values = sorted({getattr(model, name) for model in models} - {""})
-            self.fields[name].choices = everything + [(value, value) for value in values]
+            self.fields[name].choices = everything + [(value, api_label(value)) for value in values]
         kinds = sorted({kind for model in models for kind in model.input_kinds})
-        self.fields["input_kind"].choices = everything + [(kind, kind) for kind in kinds]
+        self.fields["input_kind"].choices = everything + [(kind, api_label(kind)) for kind in kinds]
         self.fields["q"].widget.attrs["type"] = "search"
 
     def matching(self) -> list[CatalogueModel]:

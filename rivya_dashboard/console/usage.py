@@ -30,7 +30,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from rivya_dashboard.console import charts
-from rivya_dashboard.console.models import Generation, Status
+from rivya_dashboard.console.models import CatalogueModel, Generation, Status
+from rivya_dashboard.console.templatetags.api_labels import api_label
 from rivya_dashboard.date_range import day_start
 from rivya_dashboard.vault.models import LedgerEntry
 
@@ -88,10 +89,12 @@ class UsageFilterForm(forms.Form):
     date_to = forms.DateField(
         label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    member = forms.CharField(label=gettext_lazy("Member"), required=False, max_length=150)
-    key = forms.CharField(label=gettext_lazy("Key"), required=False, max_length=100)
-    model = forms.CharField(label=gettext_lazy("Model"), required=False, max_length=128)
-    operation = forms.CharField(label=gettext_lazy("Operation"), required=False, max_length=64)
+    # Selects of what the visible ledger holds, as History's filters are: a name typed by hand
+    # could never match a display name.
+    member = forms.ChoiceField(label=gettext_lazy("Member"), required=False)
+    key = forms.ChoiceField(label=gettext_lazy("Key"), required=False)
+    model = forms.ChoiceField(label=gettext_lazy("Model"), required=False)
+    operation = forms.ChoiceField(label=gettext_lazy("Operation"), required=False)
     status = forms.ChoiceField(
         label=gettext_lazy("Status"),
         required=False,
@@ -118,6 +121,20 @@ class UsageFilterForm(forms.Form):
     def __init__(self, entries: QuerySet[LedgerEntry], *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.entries = entries
+        names = dict(CatalogueModel.objects.values_list("model_id", "display_name"))
+        labels = {"model": names.get, "operation": api_label}
+        for name, column in COLUMNS.items():
+            values = entries.exclude(**{column: ""}).values_list(column, flat=True)
+            shown = labels.get(name, str)
+            choices = sorted(
+                {(value, shown(value) or value) for value in values.order_by().distinct()}
+            )
+            self.fields[name].choices = [("", _("Any")), *choices]
+            refused = _("No call in the ledger has %(field)s “%(value)s”; pick one from the list.")
+            # Django fills in %(value)s when it refuses a value.
+            self.fields[name].error_messages["invalid_choice"] = refused.replace(
+                "%(field)s", str(DIMENSIONS[name]).lower()
+            )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -139,15 +156,6 @@ class UsageFilterForm(forms.Form):
         if bucket is not None and not day_start(start) <= bucket < after_range:
             self.add_error("bucket", self.fields["bucket"].error_messages["invalid"])
         data["by"] = data.get("by") or "member"
-        for name, column in COLUMNS.items():
-            value = (data.get(name) or "").strip()
-            data[name] = value
-            if value and not self.entries.filter(**{column: value}).exists():
-                self.add_error(
-                    name,
-                    _("No call in the ledger has %(field)s “%(value)s”; pick one from the table.")
-                    % {"field": DIMENSIONS[name].lower(), "value": value},
-                )
         return data
 
     @property

@@ -224,3 +224,18 @@ def test_the_action_field_suggests_the_actions_in_the_log(clients, events):
     assert 'list="audit-actions"' in html
     for action in ("invite.created", "key.created", "member.deactivated", "member.role_changed"):
         assert f'<option value="{action}"></option>' in html
+
+
+def test_details_read_as_text_not_as_a_python_repr(clients, members):
+    record(
+        members[Role.OWNER],
+        "grant.changed",
+        "alice on Team key",
+        actions=["generate", "browse"],
+        caps={"daily": 50, "monthly": None},
+        expires=None,
+    )
+    html = clients[Role.ADMIN].get("/accounts/audit/").content.decode()
+    assert "actions: generate, browse" in html
+    assert "caps: daily: 50; monthly: —" in html
+    assert "[&#x27;" not in html and "None" not in html

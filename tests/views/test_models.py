@@ -109,3 +109,11 @@ def test_unknown_model_is_404(owner_client):
 def test_pages_carry_their_server_time(owner_client):
     timing = owner_client.get(reverse("models"))["Server-Timing"]
     assert timing.startswith("app;dur=") and float(timing.split("=")[1]) >= 0
+
+
+def test_filter_options_and_cards_show_labels_not_raw_values(owner_client, vault_key, members):
+    models_catalog.do_refresh(vault_key, members[Role.OWNER])
+    html = owner_client.get(reverse("models")).content.decode()
+    assert '<option value="coming_soon">Coming soon</option>' in html
+    assert '<option value="TOKEN_BASED">Per token</option>' in html
+    assert ">coming_soon<" not in html and ">TOKEN_BASED<" not in html

@@ -53,6 +53,16 @@ def test_every_response_and_its_log_line_carry_one_request_id(clients, members, 
     assert all(members["operator"].username not in line for line in json_lines)
 
 
+def test_a_refused_request_is_one_line_without_a_traceback(clients, json_lines):
+    response = clients["viewer"].get("/accounts/team/")
+    assert response.status_code == 403
+    refused = [json.loads(line) for line in json_lines if '"django.request"' in line]
+    assert [line["message"] for line in refused] == [
+        "Forbidden (Permission denied): /accounts/team/"
+    ]
+    assert "exception" not in refused[0]
+
+
 def test_two_requests_get_two_ids(clients):
     first = clients["viewer"].get("/models/")["X-Request-Id"]
     second = clients["viewer"].get("/models/")["X-Request-Id"]

@@ -195,6 +195,7 @@ def test_estimates_against_charges_per_model(owner_client):
 
 
 def test_the_query_count_does_not_grow_with_the_rows(owner_client, ledger):
+    page(owner_client)  # the session's first request records the signed-in device
     with CaptureQueriesContext(connection) as few:
         page(owner_client)
     for n in range(50):
@@ -207,3 +208,12 @@ def test_the_query_count_does_not_grow_with_the_rows(owner_client, ledger):
 def test_an_empty_ledger_says_so(clients):
     html = page(clients[Role.VIEWER]).content.decode()
     assert "No calls in this range." in html
+
+
+def test_member_key_model_and_operation_are_selects_kept_in_the_url(owner_client, ledger):
+    html = page(owner_client).content.decode()
+    for name in ("member", "key", "model", "operation"):
+        assert f'<select name="{name}"' in html
+    assert '<option value="credits.get">Credits: get</option>' in html
+    filtered = page(owner_client, member="bob").content.decode()
+    assert '<option value="bob" selected>bob</option>' in filtered
