@@ -596,3 +596,12 @@ def test_a_key_that_is_not_yours_is_never_replaced_by_another(operator, catalogu
     assert not Generation.objects.exists() and not SandboxGeneration.objects.exists()
     page = operator.get(reverse("generate"), {"key": "999"}).content.decode()
     assert "not one you may generate with" in page
+
+
+def test_notify_me_is_offered_only_while_the_job_runs(operator, catalogue):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    assert "data-notify" in operator.get(reverse("generation", args=[job.pk])).content.decode()
+    finished_remote(job, catalogue)
+    generations.do_poll(job.pk, job.poll_count)
+    assert "data-notify" not in operator.get(reverse("generation", args=[job.pk])).content.decode()
