@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django import forms
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -19,13 +20,27 @@ from rivya_dashboard.visibility import visible_api_calls
 from rivya_dashboard.workbench.models import ApiCall
 
 PAGE_SIZE = 50
-PRUNE_BATCH = 2000
+OPERATIONS_CACHE_KEY = "workbench-operations"
+OPERATIONS_CACHE_SECONDS = 300
+PRUNE_BATCH = 5000
 STATUS_CLASSES = {
     "2xx": Q(status__gte=200, status__lt=300),
     "3xx": Q(status__gte=300, status__lt=400),
     "4xx": Q(status__gte=400, status__lt=500),
     "5xx": Q(status__gte=500),
 }
+
+
+def known_operations() -> list[str]:
+    """The operation names kept calls carry, for the filter's select. Names only (the API's own
+    operation ids), so one list serves every member; read again every few minutes, as listing
+    them means walking an index of every kept call."""
+
+    def read() -> list[str]:
+        names = ApiCall.objects.order_by("operation").values_list("operation", flat=True)
+        return list(names.distinct())
+
+    return cache.get_or_set(OPERATIONS_CACHE_KEY, read, OPERATIONS_CACHE_SECONDS)
 
 
 class CallFilterForm(DateRangeForm):
@@ -50,10 +65,11 @@ class CallFilterForm(DateRangeForm):
         super().__init__(*args, **kwargs)
         self.viewer = viewer
         self.calls = visible_api_calls(viewer)
-        operations = self.calls.order_by("operation").values_list("operation", flat=True)
-        self.fields["operation"].choices = [("", _("Any"))] + [
-            (name, name) for name in operations.distinct()
-        ]
+        names = known_operations()
+        wanted = self.data.get("operation") if self.is_bound else ""
+        if wanted and wanted not in names and ApiCall.objects.filter(operation=wanted).exists():
+            names = [*names, wanted]  # kept since the list was read
+        self.fields["operation"].choices = [("", _("Any"))] + [(name, name) for name in names]
         self.fields["member"].queryset = User.objects.order_by("username")
         self.fields["key"].choices = [("", _("Any"))] + [
             (str(key.pk), key.label) for key in visible_keys(viewer)
