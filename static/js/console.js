@@ -44,6 +44,11 @@
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
+    var viewer = document.querySelector(".viewer:target");
+    if (viewer) {
+      viewer.querySelector("[data-viewer-close]").click();
+      return;
+    }
     var open = document.querySelector("[data-nav-menu][open]");
     if (open) {
       open.removeAttribute("open");

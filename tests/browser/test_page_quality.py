@@ -261,3 +261,20 @@ def test_side_by_side_picks_align_and_files_explain_the_duration_token(
     page.goto(reverse("files"))
     heading = page.get_by_role("columnheader", name="Duration token")
     expect(heading).to_have_accessible_description(re.compile("proof of how long"))
+
+
+def test_a_result_opens_in_the_page_viewer_and_escape_closes_it(
+    contexts, owner_with_history, screenshot
+):
+    job = Generation.objects.get()
+    page = contexts.open(owner_with_history).new_page()
+    page.goto(f"/generations/{job.pk}/")
+    page.locator(".outputs img").first.click()
+    viewer = page.get_by_role("dialog", name="Result 1")
+    expect(viewer).to_be_visible()
+    expect(viewer.get_by_role("link", name="Download")).to_have_attribute("download", "")
+    expect(viewer.get_by_role("link", name="original link")).to_be_visible()
+    screenshot(page, "result-viewer")
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    assert page.url.endswith(f"/generations/{job.pk}/#results")

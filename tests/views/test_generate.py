@@ -605,3 +605,21 @@ def test_notify_me_is_offered_only_while_the_job_runs(operator, catalogue):
     finished_remote(job, catalogue)
     generations.do_poll(job.pk, job.poll_count)
     assert "data-notify" not in operator.get(reverse("generation", args=[job.pk])).content.decode()
+
+
+def test_a_result_opens_in_a_viewer_on_the_job_page_with_download_and_original_link(
+    operator, catalogue
+):
+    operator.post(reverse("generate-submit"), form_data(catalogue))
+    job = Generation.objects.get()
+    SandboxSettings.objects.update(clock_speed=1000)
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(seconds=60))
+    generations.do_poll(job.pk, job.poll_count)
+    output = Output.objects.get(generation=job)
+    media = reverse("generation-output", args=[job.pk, 0])
+    html = operator.get(reverse("generation", args=[job.pk])).content.decode()
+    assert f'<a href="{media}">' not in html  # no bare file outside the console
+    assert f'<a href="#result-{job.pk}-0"><img' in html
+    assert f'id="result-{job.pk}-0" role="dialog"' in html
+    assert f'href="{media}" download>Download</a>' in html
+    assert f'href="{output.original_url}"' in html
