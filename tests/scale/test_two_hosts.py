@@ -1,0 +1,309 @@
+"""Two hosts on one PostgreSQL database, as the README's production section describes.
+
+Two `serve --no-worker` processes on two ports (hosts A and B) and two `db_worker` processes
+share one database of their own, one data directory (the media cache) and the same SECRET_KEY
+and keyring. Everything goes through real HTTP. It runs in CI's PostgreSQL pass (DATABASE_URL
+names a PostgreSQL server), where it makes and drops its own database.
+"""
+
+import base64
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import requests
+
+from rivya_dashboard.rivya import signing
+from tests.conftest import PASSWORD, subprocess_env
+from tests.unit.test_serve import ROOT, free_port
+
+POSTGRES = os.environ.get("DATABASE_URL", "")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES.startswith("postgres"),
+    reason="runs in the PostgreSQL pass of CI: two hosts need one shared database server",
+)
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"two-hosts-signing-secret-32bytes").decode()
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    hosts: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def start(self, name: str, *command: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def start_host(self, name: str) -> None:
+        port = free_port()
+        self.start(name, "serve", "--no-worker", "--port", str(port), "--workers", "2")
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                    self.hosts[name] = url
+                    return
+            except requests.RequestException:
+                time.sleep(0.3)
+        raise AssertionError(f"host {name} did not start")
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(POSTGRES)
+    return parts._replace(path="/" + name).geturl()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    name = "rivya_hosts_" + secrets.token_hex(4)
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    data_dir = tmp_path_factory.mktemp("shared-data")
+    env = subprocess_env(
+        DATABASE_URL=database_url(name),
+        RIVYA_DATA_DIR=str(data_dir),
+        SECRET_KEY=secrets.token_urlsafe(48),
+        RIVYA_KEYRING="k0a1b2c3d:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        RIVYA_MFA_REQUIRED="0",
+        RIVYA_DEBUG="0",
+        RIVYA_LOG_LEVEL="WARNING",
+        RIVYA_POLL_SPEED="10",
+    )
+    cluster = Cluster(env)
+    cluster.manage("migrate", "--verbosity=0")
+    cluster.manage("collectstatic", "--noinput", "--verbosity=0")
+    try:
+        cluster.start_host("A")
+        cluster.start_host("B")
+        yield cluster
+    finally:
+        cluster.stop_all()
+        with psycopg.connect(POSTGRES, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sign_in(host: str, username: str) -> requests.Session:
+    session = requests.Session()
+    session.get(host + "/accounts/login/")
+    answer = session.post(
+        host + "/accounts/login/",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": host + "/accounts/login/"},
+    )
+    assert answer.status_code == 200 and "/accounts/login/" not in answer.url, answer.url
+    return session
+
+
+def post_confirmed(
+    session: requests.Session, host: str, path: str, data: dict
+) -> requests.Response:
+    """POST a form; when the action is a sensitive one, confirm the password as a person would."""
+    csrf = {"csrfmiddlewaretoken": session.cookies["csrftoken"]}
+    referer = {"Referer": host + path}
+    answer = session.post(host + path, data={**data, **csrf}, headers=referer)
+    if 'name="_reauth_password"' not in answer.text:
+        return answer
+    action = re.search(r'<form method="post" action="([^"]+)"', answer.text).group(1)
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', answer.text))
+    hidden.update({**csrf, "_reauth_password": PASSWORD})
+    return session.post(host + action, data=hidden, headers=referer)
+
+
+def make_member(cluster: Cluster, username: str, role: str) -> None:
+    cluster.manage(
+        "shell",
+        "-c",
+        "from rivya_dashboard.accounts.models import User; "
+        f"User.objects.create_user({username!r}, {username + '@example.test'!r}, "
+        f"{PASSWORD!r}, role={role!r})",
+    )
+
+
+def test_a_member_signed_in_on_a_is_signed_in_on_b(cluster):
+    make_member(cluster, "ada", "owner")
+    session = sign_in(cluster.hosts["A"], "ada")
+
+    on_b = session.get(cluster.hosts["B"] + "/", allow_redirects=False)
+
+    assert on_b.status_code == 200
+    assert "ada" in on_b.text
+
+
+def test_an_invitation_made_on_a_is_accepted_on_b(cluster):
+    make_member(cluster, "olga", "owner")
+    owner = sign_in(cluster.hosts["A"], "olga")
+    owner.get(cluster.hosts["A"] + "/accounts/team/")
+    made = post_confirmed(
+        owner,
+        cluster.hosts["A"],
+        "/accounts/team/invites/",
+        {"email": "bo@example.test", "role": "operator", "days": "7"},
+    )
+    found = re.search(r'value="(http[^"]*/invite/[^"]+)"', made.text)
+    assert found, (made.status_code, made.url, re.findall(r"<h1>(.*?)</h1>", made.text))
+    link = found.group(1)
+    path = urlsplit(link).path
+
+    invitee = requests.Session()
+    invitee.get(cluster.hosts["B"] + path)
+    accepted = invitee.post(
+        cluster.hosts["B"] + path,
+        data={
+            "username": "bo",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "csrfmiddlewaretoken": invitee.cookies["csrftoken"],
+        },
+        headers={"Referer": cluster.hosts["B"] + path},
+    )
+
+    assert accepted.status_code == 200 and "/invite/" not in accepted.url
+    assert sign_in(cluster.hosts["A"], "bo").get(cluster.hosts["A"] + "/").status_code == 200
+
+
+def make_inbox(cluster: Cluster) -> str:
+    out = cluster.manage(
+        "shell",
+        "-c",
+        "from rivya_dashboard.webhooks import inboxes; "
+        "inbox = inboxes.do_create_inbox(None, name='Shared', key=None); "
+        f"inboxes.do_add_secret(None, inbox, {WEBHOOK_SECRET!r}); print(inbox.token)",
+    )
+    return out.strip().splitlines()[-1]
+
+
+@dataclass
+class Flood:
+    sent: set[str] = field(default_factory=set)
+    acked: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
+    token = make_inbox(cluster)
+    flood, seconds, senders = Flood(), 30.0, 16
+    deadline = time.monotonic() + seconds
+
+    def sender(number: int) -> None:
+        connections = {
+            name: http.client.HTTPConnection("127.0.0.1", urlsplit(url).port, timeout=30)
+            for name, url in cluster.hosts.items()
+        }
+        count = 0
+        while time.monotonic() < deadline:
+            count += 1
+            host = "AB"[count % 2]
+            with flood.lock:
+                duplicate = flood.sent and count % 10 == 0
+                event_id = (
+                    sorted(flood.sent)[count % len(flood.sent)]
+                    if duplicate
+                    else f"evt_{number}_{count}"
+                )
+                flood.sent.add(event_id)
+            body = json.dumps({"id": event_id, "type": "generation.succeeded", "data": {}})
+            headers = signing.sign(
+                WEBHOOK_SECRET, body.encode(), msg_id=event_id, timestamp=int(time.time())
+            )
+            connection = connections[host]
+            try:
+                connection.request(
+                    "POST",
+                    f"/hooks/{token}/",
+                    body=body,
+                    headers={**headers, "Content-Type": "application/json"},
+                )
+                answer = connection.getresponse()
+                answer.read()
+            except OSError as error:
+                with flood.lock:
+                    flood.failures.append(f"{host}: {error}")
+                connections[host] = http.client.HTTPConnection(
+                    "127.0.0.1", urlsplit(cluster.hosts[host]).port, timeout=30
+                )
+                continue
+            with flood.lock:
+                flood.requests += 1
+                if answer.status == 200:
+                    flood.acked.add(event_id)
+                else:
+                    flood.failures.append(f"{host}: {answer.status}")
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    stored = json.loads(
+        cluster.manage(
+            "shell",
+            "-c",
+            "import json; from django.db.models import Count; "
+            "from rivya_dashboard.webhooks.models import InboxRequest; "
+            "rows = InboxRequest.objects.filter(inbox__token="
+            f"{token!r}).values('event_id').annotate(n=Count('id')); "
+            "print(json.dumps({r['event_id']: r['n'] for r in rows}))",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    rate = flood.requests / seconds
+    print(
+        f"two hosts: {flood.requests} deliveries in {seconds:.0f} s ({rate:.0f}/s), "
+        f"{len(flood.sent)} distinct events, {len(stored)} stored, {len(flood.failures)} failed"
+    )
+    assert flood.failures == []
+    assert set(stored) == flood.sent == flood.acked
+    assert set(stored.values()) == {1}
