@@ -141,6 +141,8 @@ def check_grant(
             _("You have no grant for the key “%(key)s”. Ask an admin to grant it to you.")
             % {"key": key.label}
         )
+    # The grant was found by these two: its terms and cap sums need not load them again.
+    grant.member, grant.key = user, key
     check_grant_terms(grant, action, Decimal(credits), now)
     return grant
 

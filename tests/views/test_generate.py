@@ -571,6 +571,9 @@ def test_a_submit_checks_the_grant_once_with_one_cap_sum(operator, catalogue, gr
     assert [call.get("lock") for call in grant_checks] == [True]
     sums = [q["sql"] for q in submit.captured_queries if "SUM(" in q["sql"].upper()]
     assert len([sql for sql in sums if "vault_ledgerentry" in sql]) == 1
+    # The member is loaded once (by the session); the check under the lock does not reload it.
+    members_loaded = [q for q in console_queries(submit) if q.startswith('SELECT "accounts_user"')]
+    assert len(members_loaded) == 1
 
 
 def test_a_key_that_is_not_yours_is_never_replaced_by_another(operator, catalogue, members):
