@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_server import free_port
+from local_server import start_serve, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,45 +58,13 @@ class Tally:
 
 
 def start_console(data_dir: str, workers: int, threads: int) -> tuple[subprocess.Popen, int, Path]:
-    env = {
-        **os.environ,
-        "RIVYA_DATA_DIR": data_dir,
-        "RIVYA_LOG_LEVEL": "WARNING",
-        "RIVYA_SANDBOX": "0",
+    # The ingest rate is the measure here: the limits a flood must meet are for inbox_flood.py.
+    limits = {
+        "RIVYA_INBOX_RATE_PER_MINUTE": "1000000",
+        "RIVYA_INBOX_MAX_REQUESTS": "1000000",
+        "RIVYA_INBOX_MAX_MB": "100000",
     }
-    env.pop("DATABASE_URL", None)
-    port = free_port()
-    log = Path(data_dir) / "server.log"
-    command = [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)]
-    command += ["--no-worker", "--workers", str(workers), "--threads", str(threads)]
-    server = subprocess.Popen(
-        command,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    # A fresh data dir is migrated and its static files collected first: slow on a busy machine.
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return server, port, log
-        except OSError:
-            time.sleep(0.3)
-    if server.poll() is None:
-        stop(server)
-    sys.exit("the console did not start:\n" + log.read_text(errors="replace")[-2000:])
-
-
-def stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
+    return start_serve(data_dir, workers=workers, threads=threads, env=limits)
 
 
 def make_inbox() -> str:

@@ -293,6 +293,15 @@ RIVYA_SANDBOX_WEBHOOK_FAST_RETRIES = env_bool("RIVYA_SANDBOX_WEBHOOK_FAST_RETRIE
 # for owners and admins). An endpoint with ALERT_FAILURES failed deliveries within
 # ALERT_MINUTES raises a banner for admins.
 RIVYA_INBOX_MAX_BODY_KB = env_int("RIVYA_INBOX_MAX_BODY_KB", 256, minimum=1)
+# What an inbox keeps and takes (webhooks/inbox_limits.py, webhooks/receiver.py), unless the
+# inbox sets its own: at most MAX_REQUESTS requests and MAX_MB stored (oldest removed first),
+# each for RETENTION_DAYS; RATE_PER_MINUTE requests a minute (429 above); and the first
+# REFUSED_BODY_KB of a refused request's body.
+RIVYA_INBOX_MAX_REQUESTS = env_int("RIVYA_INBOX_MAX_REQUESTS", 10000, minimum=1)
+RIVYA_INBOX_MAX_MB = env_int("RIVYA_INBOX_MAX_MB", 100, minimum=1)
+RIVYA_INBOX_RETENTION_DAYS = env_int("RIVYA_INBOX_RETENTION_DAYS", 30, minimum=1)
+RIVYA_INBOX_RATE_PER_MINUTE = env_int("RIVYA_INBOX_RATE_PER_MINUTE", 1200, minimum=1)
+RIVYA_INBOX_REFUSED_BODY_KB = env_int("RIVYA_INBOX_REFUSED_BODY_KB", 16, minimum=0)
 RIVYA_ALLOW_LOCAL_FORWARD = env_bool("RIVYA_ALLOW_LOCAL_FORWARD", False)
 RIVYA_WEBHOOK_ALERT_FAILURES = env_int("RIVYA_WEBHOOK_ALERT_FAILURES", 5, minimum=1)
 RIVYA_WEBHOOK_ALERT_MINUTES = env_int("RIVYA_WEBHOOK_ALERT_MINUTES", 15, minimum=1)

@@ -4,6 +4,8 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
@@ -30,6 +32,13 @@ DELIVERY_STATUSES = [
 ]
 ANSWER_STATUSES = [200, 202, 204, 400, 401, 404, 409, 410, 429, 500, 502, 503]
 LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal")
+# Inbox limit fields: the setting that gives the default, and the largest value accepted.
+LIMIT_DEFAULTS = {
+    "max_requests": ("RIVYA_INBOX_MAX_REQUESTS", 1_000_000),
+    "max_megabytes": ("RIVYA_INBOX_MAX_MB", 100_000),
+    "retention_days": ("RIVYA_INBOX_RETENTION_DAYS", 3650),
+    "rate_per_minute": ("RIVYA_INBOX_RATE_PER_MINUTE", 1_000_000),
+}
 
 
 def contract_url_problem(url: str) -> str:
@@ -183,7 +192,14 @@ class InboxSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Inbox
-        fields = ["name", "key", "response_status", "forward_url", "forward_enabled"]
+        fields = [
+            "name",
+            "key",
+            "response_status",
+            "forward_url",
+            "forward_enabled",
+            *LIMIT_DEFAULTS,
+        ]
         help_texts = {
             "forward_url": _("e.g. a local dev server; every request is sent on and logged.")
         }
@@ -194,6 +210,13 @@ class InboxSettingsForm(forms.ModelForm):
         self.user = user
         self.fields["key"].queryset = visible_keys(user)
         self.fields["key"].label = _("Update jobs of key")
+        for name, (setting, largest) in LIMIT_DEFAULTS.items():
+            field = self.fields[name]
+            default = getattr(settings, setting)
+            field.min_value, field.max_value = 1, largest
+            field.validators += [MinValueValidator(1), MaxValueValidator(largest)]
+            field.widget.attrs.update({"min": 1, "max": largest, "placeholder": default})
+            field.help_text = _("Empty: the default, %(default)s.") % {"default": default}
 
     def clean_forward_url(self) -> str:
         url = self.cleaned_data["forward_url"].strip()

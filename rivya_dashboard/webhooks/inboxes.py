@@ -12,7 +12,7 @@ from rivya_dashboard import outbound
 from rivya_dashboard.accounts.audit import record
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.vault.models import ApiKey
-from rivya_dashboard.webhooks import doctor
+from rivya_dashboard.webhooks import doctor, inbox_limits
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState
 from rivya_dashboard.webhooks.receiver import forget_inbox
 
@@ -142,6 +142,8 @@ def do_update_settings(
         inbox.forward_allows_local = may_reach_local(user)
     inbox.save()
     forget_inbox(inbox.token)
+    # A lowered limit applies now, not at the next delivery.
+    inbox_limits.do_enforce(inbox)
     detail = {name: changes[name] for name in changed if name != "key"}
     if "key" in changed:
         detail["key_id"] = inbox.key_id

@@ -47,6 +47,22 @@ class Inbox(models.Model):
     forward_enabled = models.BooleanField(_("forward live"), default=False)
     # Whether whoever set the forward target may send to loopback (owner/admin, setting on).
     forward_allows_local = models.BooleanField(default=False)
+    # Limits (webhooks/inbox_limits.py); empty means the RIVYA_INBOX_* default.
+    max_requests = models.PositiveIntegerField(_("keep at most (requests)"), null=True, blank=True)
+    max_megabytes = models.PositiveIntegerField(_("keep at most (MB)"), null=True, blank=True)
+    retention_days = models.PositiveIntegerField(_("keep for (days)"), null=True, blank=True)
+    rate_per_minute = models.PositiveIntegerField(
+        _("take at most (requests a minute)"), null=True, blank=True
+    )
+    # What the inbox stores, kept in the transaction that stores or prunes a request.
+    stored_requests = models.PositiveIntegerField(default=0)
+    stored_bytes = models.PositiveBigIntegerField(default=0)
+    pruned_requests = models.PositiveBigIntegerField(default=0)
+    # The rate limit's fixed one-minute window (minutes since the epoch) and its admissions.
+    rate_window = models.BigIntegerField(default=0)
+    rate_count = models.PositiveIntegerField(default=0)
+    rate_refused = models.PositiveBigIntegerField(default=0)
+    rate_refused_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -109,6 +125,8 @@ class InboxRequest(models.Model):
     # Decoded copy for search; the raw bytes above stay what the signature covers.
     body_text = models.TextField(blank=True)
     body_size = models.PositiveIntegerField(default=0)
+    # Body, search copy and headers: what the row weighs against the inbox's byte limit.
+    stored_bytes = models.PositiveIntegerField(default=0)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     event_id = models.CharField(max_length=100, blank=True)
     event_type = models.CharField(max_length=64, blank=True)
@@ -146,6 +164,11 @@ class InboxRequest(models.Model):
     @property
     def body_bytes(self) -> bytes:
         return bytes(self.body)
+
+    @property
+    def body_truncated(self) -> bool:
+        """A refused request whose body was kept only up to RIVYA_INBOX_REFUSED_BODY_KB."""
+        return self.verdict != Verdict.TOO_LARGE and len(self.body) < self.body_size
 
     @property
     def raw_text(self) -> str:

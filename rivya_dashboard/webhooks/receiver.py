@@ -9,6 +9,7 @@ rehearsal status (say 500) claims nothing, so the sender's retries are stored to
 
 import fcntl
 import json
+import math
 import os
 import threading
 import time
@@ -19,13 +20,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from rivya_dashboard import metrics
 from rivya_dashboard.rivya import signing
 from rivya_dashboard.vault.crypto import DecryptionError
+from rivya_dashboard.webhooks import inbox_limits
 from rivya_dashboard.webhooks.generation_updates import event_generation
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest, SecretState, Verdict
 
@@ -88,6 +90,61 @@ def find_inbox(token: str) -> Inbox | None:
 def forget_inbox(token: str) -> None:
     """Drop this process's cached copy after a change, so the change applies here at once."""
     _inboxes.pop(token, None)
+
+
+RATE_WINDOW_SECONDS = 60
+# Per process, by inbox token: when a full rate window reopens, so a flood is answered 429
+# without touching the database; refusals are counted there at most once a second.
+_full_until: dict[str, float] = {}
+_refused: dict[str, tuple[int, float]] = {}
+_rate_lock = threading.Lock()
+
+
+def admit(inbox: Inbox) -> int | None:
+    """None when the inbox may take this request; else the seconds until it may (Retry-After).
+
+    A fixed one-minute window per inbox, counted on the inbox row in one conditional update, so
+    every web process shares it."""
+    now = time.time()
+    full_until = _full_until.get(inbox.token, 0.0)
+    if full_until <= now:
+        minute = int(now // RATE_WINDOW_SECONDS)
+        limit = inbox_limits.limits_of(inbox).rate_per_minute
+        same_window = Q(rate_window=minute)
+        with one_writer():
+            admitted = (
+                Inbox.objects.filter(pk=inbox.pk)
+                .filter(~same_window | Q(rate_count__lt=limit))
+                .update(
+                    rate_window=minute,
+                    rate_count=Case(When(same_window, then=F("rate_count") + 1), default=Value(1)),
+                )
+            )
+        if admitted:
+            return None
+        full_until = (minute + 1) * RATE_WINDOW_SECONDS
+        _full_until[inbox.token] = full_until
+    count_refusal(inbox, now)
+    return max(1, math.ceil(full_until - now))
+
+
+def count_refusal(inbox: Inbox, now: float) -> None:
+    with _rate_lock:
+        pending, flushed_at = _refused.get(inbox.token, (0, 0.0))
+        pending += 1
+        due = now - flushed_at >= 1
+        _refused[inbox.token] = (0, now) if due else (pending, flushed_at)
+    if due:
+        with one_writer():
+            Inbox.objects.filter(pk=inbox.pk).update(
+                rate_refused=F("rate_refused") + pending, rate_refused_at=timezone.now()
+            )
+
+
+def rate_limited_text(inbox: Inbox, seconds: int) -> str:
+    return _(
+        "This inbox takes at most %(limit)s requests a minute; send again in %(seconds)s s."
+    ) % {"limit": inbox_limits.limits_of(inbox).rate_per_minute, "seconds": seconds}
 
 
 @dataclass(frozen=True)
@@ -177,7 +234,7 @@ def ingest(
     try:
         # BEGIN IMMEDIATE on SQLite: the write lock is taken up front, never upgraded mid-way.
         with one_writer(), transaction.atomic():
-            row.save()
+            inbox_limits.do_store(row)
     except IntegrityError:
         return duplicate(inbox, row.event_id)
     metrics.WEBHOOK_VERDICTS.labels(str(inbox.pk), row.verdict).inc()
@@ -188,8 +245,13 @@ def ingest(
 def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str) -> Outcome:
     row.verdict, row.reason_code, row.reason = verdict, code, reason[:400]
     row.response_status = status
-    with one_writer():
-        row.save()
+    # Anyone with the URL can send refused requests: keep only the start of each body.
+    cap = settings.RIVYA_INBOX_REFUSED_BODY_KB * 1024
+    if len(row.body) > cap:
+        row.body = bytes(row.body)[:cap]
+        row.body_text = row.body[:SEARCH_TEXT_LIMIT].decode("utf-8", "replace")
+    with one_writer(), transaction.atomic():
+        inbox_limits.do_store(row)
     metrics.WEBHOOK_VERDICTS.labels(str(row.inbox_id), verdict).inc()
     return Outcome(status, {"error": code, "message": reason})
 

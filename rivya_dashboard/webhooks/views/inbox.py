@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
-from rivya_dashboard.webhooks import doctor, forwarding, inboxes, remote
+from rivya_dashboard.webhooks import doctor, forwarding, inbox_limits, inboxes, remote
 from rivya_dashboard.webhooks.forms import (
     BulkReplayForm,
     CurlForm,
@@ -92,6 +92,7 @@ def inbox_context(request: HttpRequest, inbox: Inbox, **forms: object) -> dict:
         "filters": filters,
         "query": request.GET.urlencode(),
         "rows": inboxes.filtered_requests(inbox, data)[:LIST_SIZE],
+        "limits": inbox_limits.limits_of(inbox),
         "can_manage": request.user.has_role(Role.ADMIN),
         "new_endpoint_url": new_endpoint_url(request, inbox),
         "settings_form": forms.get("settings_form")

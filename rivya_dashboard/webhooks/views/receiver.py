@@ -20,6 +20,11 @@ def receive(request: HttpRequest, token: str) -> HttpResponse:
     if inbox is None:
         # The same answer for every unknown token: it says nothing about which inboxes exist.
         return JsonResponse({"error": "not_found"}, status=404)
+    wait = receiver.admit(inbox)
+    if wait is not None:
+        # Refused before the body is read: a flood costs neither reading nor storing.
+        payload = {"error": "rate_limited", "message": receiver.rate_limited_text(inbox, wait)}
+        return JsonResponse(payload, status=429, headers={"Retry-After": str(wait)})
     cap = receiver.max_body_bytes()
     size = content_length(request)
     body = None
