@@ -244,7 +244,6 @@ def test_a_generation_with_markup_in_every_field_is_text(clients, members, vault
         error_code=MARK[:64],
         error_message=MARK,
         request_id=MARK[:64],
-        result_urls=[f"https://cdn.example/{MARK}.png"],
     )
     Output.objects.create(
         generation=job, position=0, original_url=f"https://cdn.example/{MARK}.png", error=MARK
