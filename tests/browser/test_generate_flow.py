@@ -100,12 +100,12 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     assert seen[0] in ("submitting", "queued")
     assert [order.index(state) for state in seen] == sorted(order.index(state) for state in seen)
     expect(page.locator(".toast")).to_contain_text("Succeeded")
-    expect(page.locator(".outputs img")).to_be_visible()
+    expect(page.locator(".output > a img")).to_be_visible()
     # The image may have been asked for while the worker pass above held the shared test
     # database (test_the_job_page_finishes_by_itself_and_stops_asking shows it without reload).
     page.reload()
-    expect(page.locator(".outputs img")).to_be_visible()
-    assert image_is_drawn(page, ".outputs img")
+    expect(page.locator(".output > a img")).to_be_visible()
+    assert image_is_drawn(page, ".output > a img")
     assert Generation.objects.count() == 1
     assert SandboxGeneration.objects.count() == 1
     job = Generation.objects.get()
@@ -126,8 +126,8 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     settings.RIVYA_SANDBOX = False
     assert page.request.get(job.outputs.get().original_url).status == 404
     page.goto(f"/generations/{job.pk}/")
-    expect(page.locator(".outputs img")).to_be_visible()
-    assert image_is_drawn(page, ".outputs img")
+    expect(page.locator(".output > a img")).to_be_visible()
+    assert image_is_drawn(page, ".output > a img")
     page.goto("/generations/gallery/")
     assert image_is_drawn(page, ".gallery img")
 
@@ -182,8 +182,8 @@ def test_the_job_page_finishes_by_itself_and_stops_asking(
     expect(card).to_have_attribute("data-status", "succeeded", timeout=15_000)
     expect(page.locator("[data-final-credits]")).to_have_text("1")
     expect(page.locator("[data-finished-at]")).not_to_have_text("—")
-    expect(page.locator(".outputs img")).to_be_visible()
-    wait_until_drawn(page, ".outputs img")
+    expect(page.locator(".output > a img")).to_be_visible()
+    wait_until_drawn(page, ".output > a img")
     assert loads == []  # never reloaded
     job.refresh_from_db()
     status_asks = sum(asked)

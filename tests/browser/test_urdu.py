@@ -204,7 +204,7 @@ def test_an_urdu_member_generates_uploads_and_receives_webhooks(
     work_until(page, lambda: status.get_attribute("data-status") == "succeeded", timeout=40)
     expect(page.locator(".toast")).to_contain_text("کامیاب")
     page.reload()
-    expect(page.locator(".outputs img")).to_be_visible()
+    expect(page.locator(".output > a img")).to_be_visible()
     capture(page, "job")
     assert Generation.objects.get().status == "succeeded"
 
