@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
@@ -40,6 +42,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"two-hosts-signing-secret-32bytes"
 @dataclass
 class Cluster:
     env: dict[str, str]
+    database: str
     hosts: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -68,8 +71,7 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def start_host(self, name: str) -> None:
-        port = free_port()
+    def start_host(self, name: str, port: int) -> None:
         self.start(name, "serve", "--no-worker", "--port", str(port), "--workers", "2")
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -81,6 +83,10 @@ class Cluster:
             except requests.RequestException:
                 time.sleep(0.3)
         raise AssertionError(f"host {name} did not start")
+
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        with psycopg.connect(database_url(self.database)) as connection:
+            return connection.execute(sql, params).fetchall()
 
     def stop_all(self) -> None:
         for process in self.processes.values():
@@ -104,7 +110,10 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     with psycopg.connect(POSTGRES, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     data_dir = tmp_path_factory.mktemp("shared-data")
+    ports = {"A": free_port(), "B": free_port()}
     env = subprocess_env(
+        # Host A stands for the address a proxy would give both: its sandbox is the console's own.
+        RIVYA_PUBLIC_URL=f"http://127.0.0.1:{ports['A']}",
         DATABASE_URL=database_url(name),
         RIVYA_DATA_DIR=str(data_dir),
         SECRET_KEY=secrets.token_urlsafe(48),
@@ -114,12 +123,16 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         RIVYA_LOG_LEVEL="WARNING",
         RIVYA_POLL_SPEED="10",
     )
-    cluster = Cluster(env)
+    cluster = Cluster(env, database=name)
     cluster.manage("migrate", "--verbosity=0")
     cluster.manage("collectstatic", "--noinput", "--verbosity=0")
     try:
-        cluster.start_host("A")
-        cluster.start_host("B")
+        cluster.start_host("A", ports["A"])
+        cluster.start_host("B", ports["B"])
+        for worker in ("w1", "w2"):
+            cluster.start(
+                worker, "db_worker", "--no-reload", "--worker-id", worker, "--interval", "0.2"
+            )
         yield cluster
     finally:
         cluster.stop_all()
@@ -307,3 +320,106 @@ def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
     assert flood.failures == []
     assert set(stored) == flood.sent == flood.acked
     assert set(stored.values()) == {1}
+
+
+SKIPPED = ("checkbox", "radio", "file", "submit")
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would send from the form marked data-generate-form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.fields: dict[str, str] = {}
+        self.select: str | None = None
+        self.action = ""
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        if tag == "form" and "data-generate-form" in attributes:
+            self.inside, self.action = True, attributes["action"]
+        if not self.inside:
+            return
+        if tag == "option" and self.select:
+            # The selected option, else the first one, as a browser sends.
+            if "selected" in attributes or self.select not in self.fields:
+                self.fields[self.select] = attributes.get("value", "")
+        elif tag == "select" and "name" in attributes:
+            self.select = attributes["name"]
+        elif tag == "input" and "name" in attributes and attributes.get("type", "") not in SKIPPED:
+            self.fields[attributes["name"]] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.select = None
+        if tag == "form":
+            self.inside = False
+
+
+SETUP_KEY = """
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.sandbox.faults import set_global_faults
+from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.sandbox.models import SandboxSettings
+from rivya_dashboard.vault.models import ApiKey
+from django.conf import settings
+SandboxSettings.load(); SandboxSettings.objects.update(clock_speed=5)
+key = ApiKey.objects.create(label="Shared sandbox", environment="sandbox",
+    base_url=settings.RIVYA_PUBLIC_URL + "/sandbox/api/v1")
+key.store_secret(issue_key(credits=10000)); key.save(update_fields=["secret", "last4"])
+do_store_catalogue(key.client().list_models())
+set_global_faults({"latency": 4000})
+print(key.pk)
+"""
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
+
+
+def test_a_worker_killed_mid_poll_leaves_the_job_to_the_other(cluster):
+    make_member(cluster, "gus", "owner")
+    key_id = cluster.manage("shell", "-c", SETUP_KEY).strip().splitlines()[-1]
+    owner = sign_in(cluster.hosts["A"], "gus")
+    page = owner.get(f"{cluster.hosts['A']}/generate/?model=z-image&key={key_id}")
+    form = FormFields()
+    form.feed(page.text)
+    form.fields["prompt"] = "A harbour at night"
+
+    submitted = post_confirmed(owner, cluster.hosts["A"], form.action, form.fields)
+    assert submitted.status_code == 200 and "/generations/" in submitted.url, submitted.url
+
+    running = (
+        "SELECT worker_ids FROM django_tasks_database_dbtaskresult "
+        "WHERE status = 'RUNNING' AND task_path LIKE '%%poll_generation'"
+    )
+    wait_for(lambda: cluster.query(running), 60, "a poll starting")
+    (worker_ids,) = cluster.query(running)[0]
+    victim = worker_ids[-1]
+    os.killpg(cluster.processes[victim].pid, signal.SIGKILL)
+    cluster.manage(
+        "shell",
+        "-c",
+        "from rivya_dashboard.sandbox.faults import set_global_faults; set_global_faults({})",
+    )
+
+    status = "SELECT status FROM console_generation"
+    wait_for(lambda: cluster.query(status) == [("succeeded",)], 120, "the other worker finishing")
+    charges = cluster.query(
+        "SELECT credits_final FROM vault_ledgerentry WHERE operation = 'generations.create'"
+    )
+    outputs = cluster.query("SELECT cached_name FROM console_output WHERE cached_name <> ''")
+    print(
+        f"two hosts: worker {victim} killed mid-poll; job finished by the other with "
+        f"{len(charges)} charge(s) and {len(outputs)} cached output(s)"
+    )
+    assert len(charges) == 1 and charges[0][0] is not None
+    assert len(outputs) == len({name for (name,) in outputs}) >= 1
+    media = Path(cluster.env["RIVYA_DATA_DIR"]) / "media" / "outputs"
+    assert sorted(path.name for path in media.iterdir()) == sorted(name for (name,) in outputs)
