@@ -90,7 +90,8 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
         messages.error(
             request, _("Add a passkey or an authenticator app first; recovery codes back them up.")
         )
-        return redirect("my-security")
+        context = my_security_context(request)
+        return render(request, "accounts/my_security.html", context, status=400)
     return show_recovery_codes(request)
 
 
