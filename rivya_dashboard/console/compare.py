@@ -1,6 +1,8 @@
 """Side by side: one prompt sent to two or three models at once, each with its own defaults."""
 
 import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -9,7 +11,7 @@ from django.utils.translation import gettext_lazy
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console import generate_form, generations
-from rivya_dashboard.console.models import CatalogueModel
+from rivya_dashboard.console.models import CatalogueModel, Generation
 from rivya_dashboard.console.schema_form import prompt_limit, schema_params
 from rivya_dashboard.console.templatetags.api_labels import api_label
 from rivya_dashboard.rivya.errors import RivyaError
@@ -91,6 +93,26 @@ class CompareForm(forms.Form):
                     % {"limit": limit, "model": self.catalogue[model_id].display_name},
                 )
         return data
+
+
+@dataclass(frozen=True)
+class BatchTotal:
+    credits: Decimal
+    final: bool  # every job has ended and been charged
+
+
+def batch_total(jobs: list[Generation]) -> BatchTotal:
+    """What the batch costs: final charges where known, estimates for jobs still running."""
+    spent = sum(
+        (
+            job.final_credits
+            if job.is_terminal and job.final_credits is not None
+            else job.estimate_credits or 0
+        )
+        for job in jobs
+    )
+    final = all(job.is_terminal and job.final_credits is not None for job in jobs)
+    return BatchTotal(Decimal(spent), final)
 
 
 def do_submit_all(user: User, form: CompareForm) -> tuple[uuid.UUID, list[str]]:

@@ -162,6 +162,15 @@ def cap_states(user: User, now: datetime | None = None) -> list[CapState]:
     return states
 
 
+def own_caps(user: User, key: ApiKey) -> list[CapState]:
+    """The member's own caps on the key, for the cost box before a submit."""
+    return [
+        state
+        for state in cap_states(user)
+        if state.grant.member_id == user.pk and state.grant.key_id == key.pk
+    ]
+
+
 @task()
 def refresh_balances() -> int:
     """Read every active key's balance, then come back after RIVYA_BALANCE_REFRESH_MINUTES."""

@@ -38,24 +38,66 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
 
+# Named sizes of the image models' `image_size` param, as width:height.
+NAMED_RATIOS = {"square": (1, 1), "square_hd": (1, 1)}
+# The longest side per `resolution`: small, so results stay quick to draw, but still distinct.
+LONG_SIDE = {"1K": IMAGE_SIZE, "2K": IMAGE_SIZE * 3 // 2, "4K": IMAGE_SIZE * 2}
+
+
+def ratio_of(value: object) -> tuple[int, int] | None:
+    """ "16:9" → (16, 9); "landscape_16_9" → (16, 9); "portrait_4_3" → (3, 4)."""
+    text = str(value or "")
+    if text in NAMED_RATIOS:
+        return NAMED_RATIOS[text]
+    orientation, _, rest = text.partition("_")
+    if orientation in ("landscape", "portrait"):
+        wide, _, high = rest.partition("_")
+        if wide.isdigit() and high.isdigit():
+            pair = (int(wide), int(high))
+            return pair if orientation == "landscape" else (pair[1], pair[0])
+    wide, colon, high = text.partition(":")
+    if colon and wide.isdigit() and high.isdigit() and int(wide) and int(high):
+        return int(wide), int(high)
+    return None
+
+
+def image_shape(params: dict) -> tuple[int, int]:
+    """The result's width and height from the requested aspect ratio or size and resolution."""
+    ratio = next(
+        (
+            found
+            for name in ("aspect_ratio", "size", "image_size")
+            if (found := ratio_of(params.get(name)))
+        ),
+        (1, 1),
+    )
+    long_side = LONG_SIDE.get(str(params.get("resolution")), IMAGE_SIZE)
+    if params.get("image_size") == "square_hd":
+        long_side = LONG_SIDE["2K"]
+    wide, high = ratio
+    scale = long_side / max(wide, high)
+    return max(1, round(wide * scale)), max(1, round(high * scale))
+
+
 @lru_cache(maxsize=64)
-def prompt_png(prompt: str) -> bytes:
-    """A 256x256 RGB pattern: colours, stripe angle and ring spacing all come from the prompt."""
+def prompt_png(prompt: str, width: int = IMAGE_SIZE, height: int = IMAGE_SIZE) -> bytes:
+    """An RGB pattern of the requested shape: colours, stripe angle and ring spacing all come
+    from the prompt."""
     digest = hashlib.sha256(prompt.encode()).digest()
     first, second = digest[0:3], digest[3:6]
     angle = digest[6] / 255 * math.pi
     ring = 8 + digest[7] % 40
     dx, dy = math.cos(angle), math.sin(angle)
     rows = bytearray()
-    centre = IMAGE_SIZE / 2
-    for y in range(IMAGE_SIZE):
+    centre_x, centre_y = width / 2, height / 2
+    for y in range(height):
         rows.append(0)
-        for x in range(IMAGE_SIZE):
+        for x in range(width):
             stripe = int((x * dx + y * dy) / 16) % 2
-            distance = math.hypot(x - centre, y - centre)
+            distance = math.hypot(x - centre_x, y - centre_y)
             colour = first if stripe ^ (int(distance / ring) % 2) else second
             rows += bytes(colour)
-    header = struct.pack(">IIBBBBB", IMAGE_SIZE, IMAGE_SIZE, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", header)
@@ -121,7 +163,8 @@ def generation_media(public_id: str, extension: str) -> HttpResponse:
     if generation is None:
         raise Http404("No finished sandbox generation has this result.")
     if generation.category == "image" and extension == "png":
-        return HttpResponse(prompt_png(generation.prompt), content_type="image/png")
+        shape = image_shape(generation.params or {})
+        return HttpResponse(prompt_png(generation.prompt, *shape), content_type="image/png")
     if generation.category == "audio" and extension == "wav":
         return HttpResponse(prompt_wav(generation.prompt), content_type="audio/wav")
     if generation.category == "video" and extension == "webm":

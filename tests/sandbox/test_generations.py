@@ -111,8 +111,9 @@ def png_size_and_pixels(data: bytes) -> tuple[tuple[int, int], bytes]:
     return (width, height), zlib.decompress(data[idat + 4 : idat + 4 + length])
 
 
-def finished_media(api: Api, model: str, prompt: str):
-    task_id = api.post("/generations", {"model": model, "prompt": prompt}).json()["id"]
+def finished_media(api: Api, model: str, prompt: str, params: dict | None = None):
+    body = {"model": model, "prompt": prompt, **({"params": params} if params else {})}
+    task_id = api.post("/generations", body).json()["id"]
     age(task_id, 60)
     url = api.get(f"/generations/{task_id}").json()["result"]["primary_url"]
     return api.client.get(url.removeprefix("http://testserver"))
@@ -126,6 +127,21 @@ def test_image_results_are_real_pngs_that_differ_by_prompt(api):
     assert size == (256, 256)
     assert len(pixels) == 256 * (1 + 256 * 3)
     assert png_size_and_pixels(second.content)[1] != pixels
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "size"),
+    [
+        ("z-image", {"aspect_ratio": "16:9"}, (256, 144)),
+        ("z-image", {"aspect_ratio": "9:16"}, (144, 256)),
+        ("4o-image", {"size": "3:2"}, (256, 171)),
+        ("seedream-3-0", {"image_size": "portrait_4_3"}, (192, 256)),
+        ("nano-banana-2", {"aspect_ratio": "21:9", "resolution": "2K"}, (384, 165)),
+    ],
+)
+def test_image_results_follow_the_requested_aspect_ratio_and_size(api, model, params, size):
+    result = finished_media(api, model, "a lighthouse", params)
+    assert png_size_and_pixels(result.content)[0] == size
 
 
 def test_audio_results_are_wav_and_video_results_are_webm(api):

@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseStopPolling
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console import generations, media_cache, models_catalog
 from rivya_dashboard.console.models import Generation, Output, Status
+from rivya_dashboard.console.templatetags.quantities import credits as credits_text
 from rivya_dashboard.sandbox import faults
 from rivya_dashboard.sandbox.models import Account, SandboxSettings
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
@@ -91,6 +92,21 @@ def test_cost_shows_estimate_balance_and_after(operator, catalogue):
     assert response.status_code == 200
     assert "5 credits" in text  # base credits of nano-banana-2
     assert "1,000" in text and "995" in text  # grouped for the locale
+
+
+def test_the_cost_box_shows_the_operators_cap_and_what_is_left(operator, catalogue, members):
+    KeyGrant.objects.filter(member=members[Role.OPERATOR]).update(daily_cap=8)
+    ledger_spend = operator.post(reverse("generate-submit"), form_data(catalogue))
+    assert ledger_spend.status_code == 302  # 1 credit reserved today
+    response = operator.get(
+        reverse("generate-estimate"), {"model": "nano-banana-2", "key": catalogue.pk}
+    )
+    text = response.content.decode()
+    assert "Your daily cap" in text and "7 credits left of 8" in text
+    tight = operator.get(
+        reverse("generate-estimate"), {"model": "veo3-1-fast", "key": catalogue.pk}
+    ).content.decode()
+    assert "This job would pass your cap" in tight
 
 
 def test_submit_creates_one_job_and_polls_it_to_the_end(operator, catalogue, members):
@@ -403,6 +419,15 @@ def test_side_by_side_submits_each_model_once(operator, catalogue):
     assert len({job.batch for job in jobs}) == 1
     page = operator.get(first["Location"]).content.decode()
     assert page.count('class="compare-column"') == 2
+    assert '<p class="compare-prompt" dir="auto">rain on a tin roof</p>' in page
+    assert "Total so far: 13 credits" in page  # estimates: z-image 1 + suno-music 12
+    SandboxSettings.objects.update(clock_speed=1000)
+    SandboxGeneration.objects.update(created_at=timezone.now() - timedelta(seconds=600))
+    for job in jobs:
+        generations.do_poll(job.pk, job.poll_count)
+    settled = operator.get(first["Location"]).content.decode()
+    total = sum(job.final_credits for job in Generation.objects.all())
+    assert f"Total cost: {credits_text(total)}." in settled
 
 
 def test_side_by_side_needs_two_or_three_models(operator, catalogue):

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rivya_dashboard import visibility
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
-from rivya_dashboard.console import generate_form, generations
+from rivya_dashboard.console import credits, generate_form, generations
 from rivya_dashboard.console.files import (
     CappedUploadHandler,
     UploadTooLarge,
@@ -122,6 +122,8 @@ def generate_estimate(request: HttpRequest) -> HttpResponse:
             context["balance_error"] = str(exc)
     if context["balance"] is not None and context["estimate"] is not None:
         context["after"] = context["balance"] - context["estimate"]
+    if choice.key is not None:
+        context["caps"] = credits.own_caps(request.user, choice.key)
     return render(request, "console/generate.html#cost", context)
 
 

@@ -174,7 +174,8 @@ def side_by_side(request: HttpRequest) -> HttpResponse:
         visible = visibility.visible_generations(request.user)
         jobs = list(visible.filter(batch=batch).order_by("id"))
     status = 400 if form.errors else 200
-    return render(request, "console/compare.html", {"form": form, "jobs": jobs}, status=status)
+    context = {"form": form, "jobs": jobs, "total": compare.batch_total(jobs)}
+    return render(request, "console/compare.html", context, status=status)
 
 
 def _is_uuid(value: str) -> bool:
