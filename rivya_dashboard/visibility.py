@@ -30,7 +30,7 @@ from rivya_dashboard.console.models import Generation, Output, UploadedFile
 from rivya_dashboard.vault.grants import granted_key_ids
 from rivya_dashboard.vault.models import READ_ONLY_ACTIONS, Action, ApiKey, KeyGrant, LedgerEntry
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest
-from rivya_dashboard.workbench.models import ApiCall
+from rivya_dashboard.workbench.models import ApiCall, SavedRequest
 
 # The grant action that opens a key's records, and the one that opens its webhook traffic.
 HISTORY_ACTION = Action.READ_HISTORY
@@ -111,6 +111,17 @@ def visible_ledger_rows(member: User) -> QuerySet[LedgerEntry]:
 def visible_api_calls(member: User) -> QuerySet[ApiCall]:
     """The request inspector's stored exchanges: the ledger's rule, row for row."""
     return by_member_or_key(ApiCall.objects.all(), member, "member", "key")
+
+
+def visible_saved_requests(member: User) -> QuerySet[SavedRequest]:
+    """Saved requests follow their key: owners and admins see all, others those on keys they
+    hold a grant for (whatever it allows; sending is checked again)."""
+    sight = sight_of(member)
+    requests = SavedRequest.objects.select_related("collection")
+    if sight.everything:
+        return requests
+    granted = KeyGrant.objects.filter(member=member).values_list("key_id", flat=True)
+    return requests.filter(key__in=granted)
 
 
 def visible_usage(member: User) -> QuerySet[LedgerEntry]:

@@ -101,3 +101,42 @@ def pretty_json(text: str) -> str | None:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):
         return None
+
+
+class Collection(models.Model):
+    """A shared folder of saved requests."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SavedRequest(models.Model):
+    """An explorer request kept to send again: the operation and the form's values. The key is
+    named by its row (whose grants decide who sees the request) and label, never its value."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="requests")
+    name = models.CharField(max_length=100)
+    note = models.TextField(blank=True)
+    operation_id = models.CharField(max_length=200)
+    key = models.ForeignKey("vault.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    key_label = models.CharField(max_length=100)
+    values = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["collection__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name

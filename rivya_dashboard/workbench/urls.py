@@ -13,4 +13,7 @@ urlpatterns = [
     path("stream/<str:token>/", views.explorer_stream, name="stream"),
     path("calls/", views.calls, name="calls"),
     path("calls/<int:pk>/", views.call_detail, name="call"),
+    path("saved/", views.saved_requests, name="saved"),
+    path("saved/new/", views.save_request, name="save"),
+    path("saved/<int:pk>/delete/", views.saved_delete, name="saved-delete"),
 ]

@@ -2,6 +2,7 @@
 the request inspector (every call the console made)."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,8 +13,8 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused
-from rivya_dashboard.visibility import visible_api_calls
-from rivya_dashboard.workbench import copy_as, documents, streaming
+from rivya_dashboard.visibility import visible_api_calls, visible_saved_requests
+from rivya_dashboard.workbench import copy_as, documents, saved, streaming
 from rivya_dashboard.workbench.explorer import (
     ExplorerState,
     explorer_state,
@@ -25,6 +26,7 @@ from rivya_dashboard.workbench.explorer import (
 from rivya_dashboard.workbench.explorer_form import OperationForm
 from rivya_dashboard.workbench.inspector import CallFilterForm, page_of
 from rivya_dashboard.workbench.operation_grants import action_labels, check_operation
+from rivya_dashboard.workbench.saved import SaveForm
 from rivya_dashboard.workbench.sending import Exchange, do_send, start_exchange
 
 PAGE = "workbench/explorer.html"
@@ -37,7 +39,7 @@ def _page(
     status: int = 200,
     **extra,
 ) -> HttpResponse:
-    context = {"state": state, "form": form, **extra}
+    context = {"state": state, "form": form, "save_form": SaveForm(), **extra}
     if state.operation is not None:
         context["needs"] = action_labels(state.operation)
         context.setdefault("refusal", refusal(request.user, state.key, state.operation))
@@ -51,15 +53,22 @@ def explorer(request: HttpRequest) -> HttpResponse:
     if request.GET.get("call", "").isdigit():
         call = get_object_or_404(visible_api_calls(request.user), pk=request.GET["call"])
     key_id = str(call.key_id) if call and call.key_id else request.GET.get("key")
-    state = explorer_state(request.user, key_id, request.GET.get("op"))
+    stored = None
+    if request.GET.get("saved", "").isdigit():
+        stored = get_object_or_404(visible_saved_requests(request.user), pk=request.GET["saved"])
+        key_id = str(stored.key_id)
+    operation_id = stored.operation_id if stored else request.GET.get("op")
+    state = explorer_state(request.user, key_id, operation_id)
     initial = {"key": str(state.key.pk)} if state.key else {}
     if call is not None:
         state.operation, from_call = initial_from_call(call, state.catalogue)
         initial.update(from_call)
+    if stored is not None:
+        initial.update(stored.values)
     form = None
     if state.operation is not None:
         form = OperationForm(state.operation, initial=initial, key_choices=state.key_choices)
-    return _page(request, state, form, loaded_call=call)
+    return _page(request, state, form, loaded_call=call, loaded_saved=stored)
 
 
 @role_required(Role.VIEWER)
@@ -169,3 +178,55 @@ def call_detail(request: HttpRequest, pk: int) -> HttpResponse:
     call = get_object_or_404(visible_api_calls(request.user), pk=pk)
     context = {"call": call, "exchange": call, "ledger_entry": call.ledger_entry}
     return render(request, "workbench/call.html", context)
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def save_request(request: HttpRequest) -> HttpResponse:
+    key_id = request.POST.get("key", "")
+    state = explorer_state(request.user, key_id, request.POST.get("op"))
+    form = (
+        OperationForm(state.operation, request.POST, key_choices=state.key_choices)
+        if state.operation
+        else None
+    )
+    save_form = SaveForm(request.POST)
+    if state.operation is None or state.key is None or str(state.key.pk) != key_id:
+        refused = _("Pick an operation and a key you hold a grant on to save a request.")
+        return _page(request, state, form, status=403, refusal=refused, save_form=save_form)
+    if not save_form.is_valid():
+        return _page(request, state, form, status=400, save_form=save_form, save_open=True)
+    kept = saved.do_save(
+        request.user, state.key, state.operation.operation_id, save_form, request.POST
+    )
+    messages.success(
+        request,
+        _("Saved “%(name)s” in %(collection)s.")
+        % {"name": kept.name, "collection": kept.collection},
+    )
+    return redirect(f"{reverse('workbench:explorer')}?saved={kept.pk}")
+
+
+@role_required(Role.VIEWER)
+@require_GET
+def saved_requests(request: HttpRequest) -> HttpResponse:
+    rows = list(visible_saved_requests(request.user))
+    collections: dict = {}
+    for row in rows:
+        collections.setdefault(row.collection, []).append(row)
+    context = {
+        "collections": collections.items(),
+        "deletable": {r.pk for r in rows if saved.may_delete(request.user, r)},
+    }
+    return render(request, "workbench/saved.html", context)
+
+
+@role_required(Role.VIEWER)
+@require_POST
+def saved_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(visible_saved_requests(request.user), pk=pk)
+    if not saved.may_delete(request.user, row):
+        raise PermissionDenied
+    saved.do_delete(row)
+    messages.success(request, _("Deleted “%(name)s”.") % {"name": row.name})
+    return redirect("workbench:saved")

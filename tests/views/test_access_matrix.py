@@ -150,6 +150,9 @@ ACCESS: dict[str, Access] = {
     "workbench:stream": Access(Role.VIEWER, kwargs={"token": "not-a-real-token"}),
     "workbench:calls": Access(Role.VIEWER),
     "workbench:call": Access(Role.VIEWER, kwargs={"pk": 1}),
+    "workbench:saved": Access(Role.VIEWER),
+    "workbench:save": Access(Role.VIEWER, method="POST"),
+    "workbench:saved-delete": Access(Role.VIEWER, method="POST", kwargs={"pk": 1}),
 }
 
 # URL namespaces whose every pattern shares one rule.
