@@ -193,7 +193,9 @@ def save_request(request: HttpRequest) -> HttpResponse:
     save_form = SaveForm(request.POST)
     if state.operation is None or state.key is None or str(state.key.pk) != key_id:
         refused = _("Pick an operation and a key you hold a grant on to save a request.")
-        return _page(request, state, form, status=403, refusal=refused, save_form=save_form)
+        # A key that exists but is not the member's is refused; a missing choice is bad input.
+        status = 403 if key_id.isdigit() and state.operation is not None else 400
+        return _page(request, state, form, status=status, refusal=refused, save_form=save_form)
     if not save_form.is_valid():
         return _page(request, state, form, status=400, save_form=save_form, save_open=True)
     kept = saved.do_save(
