@@ -131,6 +131,8 @@ def test_schemathesis_finds_nothing_in_any_phase(live_server, transactional_db, 
             "--no-color",
             f"--report-dir={tmp_path}",
         ],
+        # Schemathesis keeps a crash cache in its working directory: not in the checkout.
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,

@@ -423,3 +423,72 @@ def test_a_worker_killed_mid_poll_leaves_the_job_to_the_other(cluster):
     assert len(outputs) == len({name for (name,) in outputs}) >= 1
     media = Path(cluster.env["RIVYA_DATA_DIR"]) / "media" / "outputs"
     assert sorted(path.name for path in media.iterdir()) == sorted(name for (name,) in outputs)
+
+
+def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
+    """(event, data) as a text/event-stream arrives."""
+    event = data = ""
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and event:
+            yield event, data
+            event = data = ""
+
+
+def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
+    make_member(cluster, "cleo", "owner")
+    key_id = cluster.manage("shell", "-c", SETUP_KEY.replace('{"latency": 4000}', "{}"))
+    key_id = key_id.strip().splitlines()[-1]
+    cluster.manage(
+        "shell",
+        "-c",
+        "from rivya_dashboard.sandbox.models import SandboxSettings; "
+        "SandboxSettings.objects.update(token_delay_ms=150)",
+    )
+    on_a = sign_in(cluster.hosts["A"], "cleo")
+    on_a.get(cluster.hosts["A"] + "/chat/")
+    started = post_confirmed(
+        on_a,
+        cluster.hosts["A"],
+        "/chat/new",
+        {
+            "key": key_id,
+            "model": "gpt-5-2-chat",
+            "idempotency_key": "two-hosts-1",
+            "message": "Tell me a long story about two lighthouses",
+        },
+    )
+    assert started.status_code == 200, started.status_code
+    ((turn_id,),) = cluster.query("SELECT id FROM chat_chatturn")
+
+    on_b = requests.Session()
+    on_b.cookies.update(on_a.cookies)
+    stream = on_b.get(f"{cluster.hosts['B']}/chat/turns/{turn_id}/stream", stream=True, timeout=30)
+    seen, events = [], sse_events(stream)
+    for event, _data in events:
+        seen.append(event)
+        if event == "delta" and seen.count("delta") >= 3:
+            break
+    stopped_at = time.monotonic()
+    stop = on_b.post(
+        f"{cluster.hosts['B']}/chat/turns/{turn_id}/stop",
+        data={"csrfmiddlewaretoken": on_b.cookies["csrftoken"]},
+        headers={"Referer": cluster.hosts["B"] + "/chat/"},
+    )
+    assert stop.status_code in (200, 302), stop.status_code
+    ends = [event for event, _data in events]
+    ended_in = time.monotonic() - stopped_at
+    stream.close()
+    (status, reply, reserved) = cluster.query(
+        "SELECT status, reply, credits_reserved FROM chat_chatturn WHERE id = %s", turn_id
+    )[0]
+    print(
+        f"two hosts: reply started on A, followed on B ({seen.count('delta')} deltas), "
+        f"stopped from B; the stream ended {ended_in:.2f} s later as {status}"
+    )
+    assert status == "stopped"
+    assert reply and reserved is not None
+    assert ends and ends[-1] in ("stopped", "done")
