@@ -51,11 +51,36 @@
     return region ? region.querySelector("[data-upload-progress]") : null;
   }
 
+  function megabytes(bytes) {
+    return (bytes / 1048576).toFixed(bytes < 10485760 ? 1 : 0) + " MB";
+  }
+
+  // Percent, size and a Cancel button while an upload runs; the words come from the template.
   document.addEventListener("htmx:xhr:progress", function (event) {
-    var bar = progressFor(event.target);
-    if (!bar || !event.detail.lengthComputable) return;
-    bar.hidden = false;
-    bar.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+    var status = progressFor(event.target);
+    if (!status || !event.detail.lengthComputable) return;
+    var percent = Math.round((event.detail.loaded / event.detail.total) * 100);
+    status.hidden = false;
+    status.uploading = event.target;
+    status.querySelector("progress").value = percent;
+    status.querySelector("[data-upload-text]").textContent = status
+      .getAttribute("data-progress-text")
+      .replace("{percent}", percent + "%")
+      .replace("{sent}", megabytes(event.detail.loaded))
+      .replace("{total}", megabytes(event.detail.total));
+  });
+
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest("[data-upload-cancel]");
+    if (!cancel) return;
+    var status = cancel.closest("[data-upload-progress]");
+    if (status.uploading) htmx.trigger(status.uploading, "htmx:abort");
+    status.hidden = true;
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var status = progressFor(event.target);
+    if (status) status.hidden = true;
   });
 
   // Refused uploads and forms answer 4xx with the region re-rendered around the message.

@@ -278,3 +278,29 @@ def test_a_result_opens_in_the_page_viewer_and_escape_closes_it(
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     assert page.url.endswith(f"/generations/{job.pk}/#results")
+
+
+def test_an_upload_shows_percent_and_size_and_can_be_cancelled(contexts, live_server, settings):
+    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
+    owner = make_member(Role.OWNER, "owner")
+    store_sandbox_key(owner, live_server.url)
+    page = contexts.open(owner).new_page()
+    page.goto(reverse("files"))
+    page.get_by_label("Kind").select_option("image")
+    page.get_by_label("File", exact=True).set_input_files(
+        files=[{"name": "big.png", "mimeType": "image/png", "buffer": bytes(3 * 1024 * 1024)}],
+        timeout=30_000,
+    )
+    # A slow line, so the upload is still running when Cancel is pressed.
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 300_000},
+    )
+    page.get_by_role("button", name="Upload", exact=True).click()
+    status = page.locator("[data-upload-text]")
+    expect(status).to_have_text(re.compile(r"^\d+% · [\d.]+ MB of 3\.0 MB$"))
+    page.get_by_role("button", name="Cancel upload").click()
+    expect(page.locator("[data-upload-progress]")).to_be_hidden()
+    assert not UploadedFile.objects.exists()
