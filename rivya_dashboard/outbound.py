@@ -64,7 +64,6 @@ Response = requests.Response
 PreparedRequest = requests.PreparedRequest
 RequestFailed = requests.RequestException
 Timeout = requests.Timeout
-ConnectionFailed = requests.ConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
