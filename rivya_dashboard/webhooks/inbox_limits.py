@@ -3,8 +3,8 @@ first), each for a retention period.
 
 The totals live on the Inbox row and change in the same transaction as the request stored or
 pruned, so a check costs one small update instead of counting the table; the housekeeping step
-recounts them from the rows, so nothing can drift for long. The rate limit and the cap on a
-refused request's body are applied where a request comes in (receiver.py).
+recounts them from the rows, so nothing can drift for long. The rate limit is counted in the
+same update; the cap on a refused request's body is applied in receiver.py.
 """
 
 import json
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -24,6 +24,25 @@ MB = 1024 * 1024
 # the housekeeping step, never in one long write that holds up every delivery.
 PRUNE_BATCH = 500
 EXPIRE_BATCH = 1000
+RATE_WINDOW_SECONDS = 60
+
+
+COUNT_IN = (
+    f"UPDATE {Inbox._meta.db_table} SET"  # noqa: S608 - the table name is the model's own
+    " rate_count = CASE WHEN rate_window = %s THEN rate_count + 1 ELSE 1 END,"
+    " rate_window = %s, stored_requests = stored_requests + 1,"
+    " stored_bytes = stored_bytes + %s"
+    " WHERE id = %s AND (rate_window <> %s OR rate_count < %s)"
+    " RETURNING stored_requests, stored_bytes"
+)
+
+
+class RateLimited(Exception):
+    """The inbox's rate window is full; nothing was written."""
+
+    def __init__(self, reopens_at: float) -> None:
+        super().__init__(reopens_at)
+        self.reopens_at = reopens_at
 
 
 @dataclass(frozen=True)
@@ -53,16 +72,26 @@ def footprint(row: InboxRequest) -> int:
     return len(bytes(row.body)) + len(row.body_text.encode()) + len(json.dumps(row.headers))
 
 
-def do_store(row: InboxRequest) -> None:
-    """Insert the row and keep the inbox within its limits; the caller holds the transaction."""
-    row.stored_bytes = footprint(row)
-    row.save()
-    inbox = Inbox.objects.filter(pk=row.inbox_id)
-    inbox.update(
-        stored_requests=F("stored_requests") + 1, stored_bytes=F("stored_bytes") + row.stored_bytes
-    )
-    count, size = inbox.values_list("stored_requests", "stored_bytes").get()
+def do_store(row: InboxRequest, now: float) -> None:
+    """Count the request in its inbox's rate window and totals, insert it, and keep the inbox
+    within its limits; the caller holds the transaction. The rate limit is a fixed one-minute
+    window counted on the inbox row by the same conditional update as the totals, so every
+    process shares it at no extra write; a full window raises RateLimited."""
     limits = limits_of(row.inbox)
+    row.stored_bytes = footprint(row)
+    minute = int(now // RATE_WINDOW_SECONDS)
+    with connection.cursor() as cursor:
+        # One statement for the window and the totals, read back with RETURNING: on the hot
+        # path, building the same update with ORM expressions cost more than running it.
+        cursor.execute(
+            COUNT_IN,
+            [minute, minute, row.stored_bytes, row.inbox_id, minute, limits.rate_per_minute],
+        )
+        counted = cursor.fetchone()
+    if counted is None:
+        raise RateLimited((minute + 1) * RATE_WINDOW_SECONDS)
+    row.save()
+    count, size = counted
     if count > limits.max_requests or size > limits.max_bytes:
         prune(row.inbox_id, count - limits.max_requests, size - limits.max_bytes, keep=row.pk)
 

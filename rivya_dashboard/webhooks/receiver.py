@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -92,7 +92,6 @@ def forget_inbox(token: str) -> None:
     _inboxes.pop(token, None)
 
 
-RATE_WINDOW_SECONDS = 60
 # Per process, by inbox token: when a full rate window reopens, so a flood is answered 429
 # without touching the database; refusals are counted there at most once a second.
 _full_until: dict[str, float] = {}
@@ -100,32 +99,22 @@ _refused: dict[str, tuple[int, float]] = {}
 _rate_lock = threading.Lock()
 
 
-def admit(inbox: Inbox) -> int | None:
-    """None when the inbox may take this request; else the seconds until it may (Retry-After).
-
-    A fixed one-minute window per inbox, counted on the inbox row in one conditional update, so
-    every web process shares it."""
+def admit(inbox: Inbox) -> "Outcome | None":
+    """A 429 when this process already knows the inbox's rate window is full, before the body
+    is read; None otherwise. The window itself is counted where the request is stored."""
     now = time.time()
-    full_until = _full_until.get(inbox.token, 0.0)
-    if full_until <= now:
-        minute = int(now // RATE_WINDOW_SECONDS)
-        limit = inbox_limits.limits_of(inbox).rate_per_minute
-        same_window = Q(rate_window=minute)
-        with one_writer():
-            admitted = (
-                Inbox.objects.filter(pk=inbox.pk)
-                .filter(~same_window | Q(rate_count__lt=limit))
-                .update(
-                    rate_window=minute,
-                    rate_count=Case(When(same_window, then=F("rate_count") + 1), default=Value(1)),
-                )
-            )
-        if admitted:
-            return None
-        full_until = (minute + 1) * RATE_WINDOW_SECONDS
-        _full_until[inbox.token] = full_until
+    reopens_at = _full_until.get(inbox.token, 0.0)
+    return rate_limited(inbox, reopens_at, now) if reopens_at > now else None
+
+
+def rate_limited(inbox: Inbox, reopens_at: float, now: float) -> "Outcome":
+    _full_until[inbox.token] = reopens_at
     count_refusal(inbox, now)
-    return max(1, math.ceil(full_until - now))
+    wait = max(1, math.ceil(reopens_at - now))
+    message = _(
+        "This inbox takes at most %(limit)s requests a minute; send again in %(seconds)s s."
+    ) % {"limit": inbox_limits.limits_of(inbox).rate_per_minute, "seconds": wait}
+    return Outcome(429, {"error": "rate_limited", "message": message}, retry_after=wait)
 
 
 def count_refusal(inbox: Inbox, now: float) -> None:
@@ -141,16 +130,11 @@ def count_refusal(inbox: Inbox, now: float) -> None:
             )
 
 
-def rate_limited_text(inbox: Inbox, seconds: int) -> str:
-    return _(
-        "This inbox takes at most %(limit)s requests a minute; send again in %(seconds)s s."
-    ) % {"limit": inbox_limits.limits_of(inbox).rate_per_minute, "seconds": seconds}
-
-
 @dataclass(frozen=True)
 class Outcome:
     status: int
     payload: dict
+    retry_after: int | None = None
 
 
 def max_body_bytes() -> int:
@@ -234,9 +218,11 @@ def ingest(
     try:
         # BEGIN IMMEDIATE on SQLite: the write lock is taken up front, never upgraded mid-way.
         with one_writer(), transaction.atomic():
-            inbox_limits.do_store(row)
+            inbox_limits.do_store(row, time.time())
     except IntegrityError:
         return duplicate(inbox, row.event_id)
+    except inbox_limits.RateLimited as full:
+        return rate_limited(inbox, full.reopens_at, time.time())
     metrics.WEBHOOK_VERDICTS.labels(str(inbox.pk), row.verdict).inc()
     after_store(inbox, row, payload)
     return Outcome(row.response_status, {"received": True, "id": row.event_id})
@@ -250,8 +236,11 @@ def refuse(row: InboxRequest, verdict: str, status: int, code: str, reason: str)
     if len(row.body) > cap:
         row.body = bytes(row.body)[:cap]
         row.body_text = row.body[:SEARCH_TEXT_LIMIT].decode("utf-8", "replace")
-    with one_writer(), transaction.atomic():
-        inbox_limits.do_store(row)
+    try:
+        with one_writer(), transaction.atomic():
+            inbox_limits.do_store(row, time.time())
+    except inbox_limits.RateLimited as full:
+        return rate_limited(row.inbox, full.reopens_at, time.time())
     metrics.WEBHOOK_VERDICTS.labels(str(row.inbox_id), verdict).inc()
     return Outcome(status, {"error": code, "message": reason})
 

@@ -20,11 +20,10 @@ def receive(request: HttpRequest, token: str) -> HttpResponse:
     if inbox is None:
         # The same answer for every unknown token: it says nothing about which inboxes exist.
         return JsonResponse({"error": "not_found"}, status=404)
-    wait = receiver.admit(inbox)
-    if wait is not None:
-        # Refused before the body is read: a flood costs neither reading nor storing.
-        payload = {"error": "rate_limited", "message": receiver.rate_limited_text(inbox, wait)}
-        return JsonResponse(payload, status=429, headers={"Retry-After": str(wait)})
+    refused = receiver.admit(inbox)
+    if refused is not None:
+        # Refused before the body is read: past the first refusal a flood costs neither.
+        return answer(refused)
     cap = receiver.max_body_bytes()
     size = content_length(request)
     body = None
@@ -42,4 +41,11 @@ def receive(request: HttpRequest, token: str) -> HttpResponse:
         size,
         request.META.get("REMOTE_ADDR") or None,
     )
-    return JsonResponse(outcome.payload, status=outcome.status)
+    return answer(outcome)
+
+
+def answer(outcome: receiver.Outcome) -> JsonResponse:
+    response = JsonResponse(outcome.payload, status=outcome.status)
+    if outcome.retry_after is not None:
+        response["Retry-After"] = str(outcome.retry_after)
+    return response
