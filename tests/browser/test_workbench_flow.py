@@ -232,3 +232,23 @@ def test_the_inspector_shows_the_call_behind_a_chat_turn(page_as, console_url, c
     rows.first.get_by_role("link").click()
     expect(page.locator(".exchange")).to_contain_text("event: done")
     page.goto("about:blank")
+
+
+def test_a_streamed_operation_arrives_event_by_event_and_stops(page_as, team_key, canary):
+    SandboxSettings.objects.update(token_delay_ms=150)
+    operator = make_member(Role.OPERATOR, "opal")
+    KeyGrant.objects.create(member=operator, key=team_key, actions=["chat"])
+    page = page_as(Role.OPERATOR, "opal")
+    explorer(page, "streamChatCompletion")
+    page.get_by_label("model", exact=True).fill("gpt-5-2-chat")
+    page.get_by_label("message", exact=True).fill("Tell me a long story about kites")
+    page.get_by_role("button", name="Send", exact=True).click()
+    events = page.locator("[data-stream-events] li")
+    expect(events.nth(2)).to_be_visible(timeout=10000)
+    expect(page.locator("[data-exchange-status]")).to_have_text("200")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("[data-stream-note]")).to_contain_text("Stopped by you")
+    shown = events.count()
+    page.wait_for_timeout(800)
+    assert events.count() == shown
+    assert canary not in page.content()
