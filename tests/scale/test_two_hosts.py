@@ -7,6 +7,7 @@ names a PostgreSQL server), where it makes and drops its own database.
 """
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -122,6 +123,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         RIVYA_DEBUG="0",
         RIVYA_LOG_LEVEL="WARNING",
         RIVYA_POLL_SPEED="10",
+        # The flood below is the test's own sender: the per-inbox limits are not what it measures.
+        RIVYA_INBOX_RATE_PER_MINUTE="1000000",
+        RIVYA_INBOX_MAX_REQUESTS="1000000",
     )
     cluster = Cluster(env, database=name)
     cluster.manage("migrate", "--verbosity=0")
@@ -243,6 +247,30 @@ class Flood:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def deliver(connections: dict, cluster: Cluster, host: str, token: str, body: str, headers: dict):
+    """POST one delivery; a keep-alive connection the server closed is reopened and the same
+    delivery sent again once, as a webhook sender retries."""
+    for attempt in (1, 2):
+        try:
+            connections[host].request(
+                "POST",
+                f"/hooks/{token}/",
+                body=body,
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            answer = connections[host].getresponse()
+            answer.read()
+            return answer
+        except OSError:
+            connections[host].close()
+            connections[host] = http.client.HTTPConnection(
+                "127.0.0.1", urlsplit(cluster.hosts[host]).port, timeout=30
+            )
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
     token = make_inbox(cluster)
     flood, seconds, senders = Flood(), 30.0, 16
@@ -269,22 +297,11 @@ def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
             headers = signing.sign(
                 WEBHOOK_SECRET, body.encode(), msg_id=event_id, timestamp=int(time.time())
             )
-            connection = connections[host]
             try:
-                connection.request(
-                    "POST",
-                    f"/hooks/{token}/",
-                    body=body,
-                    headers={**headers, "Content-Type": "application/json"},
-                )
-                answer = connection.getresponse()
-                answer.read()
+                answer = deliver(connections, cluster, host, token, body, headers)
             except OSError as error:
                 with flood.lock:
                     flood.failures.append(f"{host}: {error}")
-                connections[host] = http.client.HTTPConnection(
-                    "127.0.0.1", urlsplit(cluster.hosts[host]).port, timeout=30
-                )
                 continue
             with flood.lock:
                 flood.requests += 1
@@ -365,13 +382,45 @@ from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
 from django.conf import settings
 SandboxSettings.load(); SandboxSettings.objects.update(clock_speed=5)
-key = ApiKey.objects.create(label="Shared sandbox", environment="sandbox",
-    base_url=settings.RIVYA_PUBLIC_URL + "/sandbox/api/v1")
-key.store_secret(issue_key(credits=10000)); key.save(update_fields=["secret", "last4"])
-do_store_catalogue(key.client().list_models())
-set_global_faults({"latency": 4000})
+key = ApiKey.objects.filter(label="Shared sandbox").first()
+if key is None:
+    key = ApiKey.objects.create(label="Shared sandbox", environment="sandbox",
+        base_url=settings.RIVYA_PUBLIC_URL + "/sandbox/api/v1")
+    key.store_secret(issue_key(credits=100000)); key.save(update_fields=["secret", "last4"])
+    do_store_catalogue(key.client().list_models())
+set_global_faults(FAULTS)
 print(key.pk)
 """
+
+
+def descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """A host lost at once, as in a power cut: no process of it gets to finish anything (serve's
+    children would otherwise stop gracefully when serve dies)."""
+    for process in [*descendants(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
+
+
+def shared_key(cluster: Cluster, faults: str) -> str:
+    """The sandbox key every scenario shares (made once), with these sandbox faults set."""
+    out = cluster.manage("shell", "-c", SETUP_KEY.replace("FAULTS", faults))
+    return out.strip().splitlines()[-1]
 
 
 def wait_for(condition, seconds: float, what: str) -> None:
@@ -385,7 +434,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
 
 def test_a_worker_killed_mid_poll_leaves_the_job_to_the_other(cluster):
     make_member(cluster, "gus", "owner")
-    key_id = cluster.manage("shell", "-c", SETUP_KEY).strip().splitlines()[-1]
+    key_id = shared_key(cluster, '{"latency": 4000}')
     owner = sign_in(cluster.hosts["A"], "gus")
     page = owner.get(f"{cluster.hosts['A']}/generate/?model=z-image&key={key_id}")
     form = FormFields()
@@ -440,8 +489,7 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
 
 def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
     make_member(cluster, "cleo", "owner")
-    key_id = cluster.manage("shell", "-c", SETUP_KEY.replace('{"latency": 4000}', "{}"))
-    key_id = key_id.strip().splitlines()[-1]
+    key_id = shared_key(cluster, "{}")
     cluster.manage(
         "shell",
         "-c",
@@ -492,3 +540,52 @@ def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
     assert status == "stopped"
     assert reply and reserved is not None
     assert ends and ends[-1] in ("stopped", "done")
+
+
+def test_a_host_killed_while_streaming_leaves_the_reply_interrupted(cluster):
+    """Last: it kills host A. The reader on A dies with it; B, following the reply, ends it as
+    interrupted once its heartbeat is stale (chat/relay.py STALE_SECONDS), keeping the words."""
+    make_member(cluster, "kim", "owner")
+    key_id = shared_key(cluster, "{}")
+    cluster.manage(
+        "shell",
+        "-c",
+        "from rivya_dashboard.sandbox.models import SandboxSettings; "
+        "SandboxSettings.objects.update(token_delay_ms=400)",
+    )
+    on_a = sign_in(cluster.hosts["A"], "kim")
+    on_a.get(cluster.hosts["A"] + "/chat/")
+    post_confirmed(
+        on_a,
+        cluster.hosts["A"],
+        "/chat/new",
+        {
+            "key": key_id,
+            "model": "gpt-5-2-chat",
+            "idempotency_key": "two-hosts-kill",
+            "message": "Tell me a very long story about a storm",
+        },
+    )
+    (turn_id,) = cluster.query("SELECT max(id) FROM chat_chatturn")[0]
+    on_b = requests.Session()
+    on_b.cookies.update(on_a.cookies)
+    stream = on_b.get(f"{cluster.hosts['B']}/chat/turns/{turn_id}/stream", stream=True, timeout=90)
+    events = sse_events(stream)
+    for event, _data in events:
+        if event == "delta":
+            break
+    killed_at = time.monotonic()
+    kill_tree(cluster.processes["A"].pid)
+    ends = [event for event, _data in events]
+    ended_in = time.monotonic() - killed_at
+    stream.close()
+    (status, code, reply) = cluster.query(
+        "SELECT status, error_code, reply FROM chat_chatturn WHERE id = %s", turn_id
+    )[0]
+    print(
+        f"two hosts: host A killed mid-reply; B ended the reply {ended_in:.1f} s later as "
+        f"{status} ({code}), keeping {len(reply)} characters"
+    )
+    assert ends and ends[-1] == "error"
+    assert (status, code) == ("failed", "console_restarted")
+    assert reply
