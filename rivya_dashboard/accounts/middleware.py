@@ -20,10 +20,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from rivya_dashboard.accounts import reauth, second_factor
 from rivya_dashboard.accounts.models import User
 
-# Paths that work before the owner exists: machine endpoints, the setup page itself and the
-# language switcher shown on it.
-SETUP_EXEMPT_PREFIXES = (
-    "/setup/",
+# Open in every state of the account: the language switcher, static files and the machine
+# endpoints (health, metrics, the sandbox API, the webhook receiver).
+ALWAYS_OPEN_PREFIXES = (
     "/language/",
     "/static/",
     "/healthz",
@@ -31,6 +30,8 @@ SETUP_EXEMPT_PREFIXES = (
     "/sandbox/api/",
     "/hooks/",
 )
+# Paths that work before the owner exists: the setup page itself and the always-open ones.
+SETUP_EXEMPT_PREFIXES = ("/setup/", *ALWAYS_OPEN_PREFIXES)
 
 
 class SetupRequiredMiddleware:
@@ -120,16 +121,8 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         return super().handle_no_permission(request, view_func)
 
 
-# Reachable in any state of the second factor: signing out, the language, machine endpoints.
-SECOND_FACTOR_EXEMPT_PREFIXES = (
-    "/accounts/logout/",
-    "/language/",
-    "/static/",
-    "/healthz",
-    "/metrics",
-    "/sandbox/api/",
-    "/hooks/",
-)
+# Reachable in any state of the second factor: signing out and the always-open paths.
+SECOND_FACTOR_EXEMPT_PREFIXES = ("/accounts/logout/", *ALWAYS_OPEN_PREFIXES)
 VERIFY_PREFIX = "/accounts/verify/"
 # A member who must enrol may confirm the password that enrolment asks for.
 ENROL_PREFIXES = ("/accounts/security/", "/accounts/confirm/")
