@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import requests
@@ -111,6 +111,18 @@ def _header_int(headers: Any, name: str) -> int | None:
         return int(headers[name])
     except (KeyError, ValueError):
         return None
+
+
+class ChatTurnOptions(TypedDict, total=False):
+    """The optional fields of a chat turn (contract §10.3); None leaves a field out.
+    enable_thoughts is the contract's PROPOSED name for thought mode."""
+
+    session_id: str | None
+    attachments: list[dict] | None
+    enable_web_search: bool | None
+    reasoning_effort: str | None
+    enable_thoughts: bool | None
+    client_request_id: str | None
 
 
 class RivyaClient:
@@ -207,25 +219,11 @@ class RivyaClient:
         model: str,
         message: str,
         *,
-        session_id: str | None = None,
-        attachments: list[dict] | None = None,
-        enable_web_search: bool | None = None,
-        reasoning_effort: str | None = None,
-        enable_thoughts: bool | None = None,
-        client_request_id: str | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[ChatTurnOptions],
     ) -> dict:
-        # Contract §10.3, §10.4: POST /chat/completions, one whole assistant turn. enable_thoughts
-        # is the contract's PROPOSED name for thought mode; None leaves it out of the request.
-        body = _without_none(
-            {"model": model, "message": message},
-            session_id=session_id,
-            attachments=attachments,
-            enable_web_search=enable_web_search,
-            reasoning_effort=reasoning_effort,
-            enable_thoughts=enable_thoughts,
-            client_request_id=client_request_id,
-        )
+        # Contract §10.3, §10.4: POST /chat/completions, one whole assistant turn.
+        body = _chat_turn_body(model, message, options)
         response = self._request(
             "POST", "/chat/completions", json=body, idempotency_key=_key(idempotency_key)
         )
@@ -236,26 +234,13 @@ class RivyaClient:
         model: str,
         message: str,
         *,
-        session_id: str | None = None,
-        attachments: list[dict] | None = None,
-        enable_web_search: bool | None = None,
-        reasoning_effort: str | None = None,
-        enable_thoughts: bool | None = None,
-        client_request_id: str | None = None,
         idempotency_key: str | None = None,
+        **options: Unpack[ChatTurnOptions],
     ) -> Iterator[StreamEvent]:
         # Contract §10.5: POST /chat/completions/stream. Errors found before the stream starts
         # raise on the first next(); afterwards the turn ends with exactly one DoneEvent or
         # ErrorEvent. Closing the generator closes the connection, which stops the turn upstream.
-        body = _without_none(
-            {"model": model, "message": message},
-            session_id=session_id,
-            attachments=attachments,
-            enable_web_search=enable_web_search,
-            reasoning_effort=reasoning_effort,
-            enable_thoughts=enable_thoughts,
-            client_request_id=client_request_id,
-        )
+        body = _chat_turn_body(model, message, options)
         response = self._request(
             "POST",
             "/chat/completions/stream",
@@ -574,6 +559,14 @@ def _stream_event(
 def _broken_stream(message: str, request_id: str | None) -> ErrorEvent:
     error = Unavailable(message, code="stream_interrupted", request_id=request_id)
     return ErrorEvent({"error": {"code": error.code, "message": message}}, None, error)
+
+
+def _chat_turn_body(model: str, message: str, options: ChatTurnOptions) -> dict:
+    """The JSON body of a chat turn, whole or streamed."""
+    unknown = options.keys() - ChatTurnOptions.__annotations__.keys()
+    if unknown:
+        raise TypeError(f"unexpected chat turn options: {', '.join(sorted(unknown))}")
+    return _without_none({"model": model, "message": message}, **options)
 
 
 def _without_none(fields: dict, **optional: Any) -> dict:
