@@ -1,15 +1,12 @@
 """Replay sends only header names that are HTTP tokens and values that are HTTP field values."""
 
-import threading
-from collections.abc import Iterator
-
 import pytest
 from django.urls import reverse
 
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.webhooks import forwarding
 from rivya_dashboard.webhooks.models import ForwardAttempt, Inbox, InboxRequest
-from tests.views.test_inbox import Target
+from tests.views.test_inbox import target  # noqa: F401
 from tests.views.test_inbox_receiver import event_body, post, signed, signed_inbox
 
 
@@ -18,20 +15,11 @@ def inbox(members) -> Inbox:
     return signed_inbox(members[Role.ADMIN])
 
 
-@pytest.fixture
-def target() -> Iterator[Target]:
-    local = Target()
-    thread = threading.Thread(target=local.server.serve_forever, daemon=True)
-    thread.start()
-    yield local
-    local.server.shutdown()
-
-
 @pytest.mark.parametrize(
     "line",
     ["X Note: 1", "X(Note): 1", "X-Note\u00e9: 1", "X/Note: 1", "{X}: 1", 'X"N: 1'],
 )
-def test_it_refuses_a_header_name_that_is_not_a_token(clients, inbox, settings, target, line):
+def test_it_refuses_a_header_name_that_is_not_a_token(clients, inbox, settings, target, line):  # noqa: F811
     settings.RIVYA_ALLOW_LOCAL_FORWARD = True
     body = event_body()
     post(inbox, body, **signed(body))
@@ -48,7 +36,7 @@ def test_it_refuses_a_header_name_that_is_not_a_token(clients, inbox, settings, 
 
 
 @pytest.mark.parametrize("value", ["a\x7fb", "a\x01b", "tab\tin\x1bside"])
-def test_it_refuses_a_header_value_with_control_characters(clients, inbox, settings, target, value):
+def test_it_refuses_a_header_value_with_control_characters(clients, inbox, settings, target, value):  # noqa: F811
     settings.RIVYA_ALLOW_LOCAL_FORWARD = True
     body = event_body()
     post(inbox, body, **signed(body))
