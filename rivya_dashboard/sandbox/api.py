@@ -117,6 +117,13 @@ def component(name: str, schema: dict) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def closed_object(name: str, properties: dict) -> dict:
+    """Register an object schema whose every property is always present; return its $ref."""
+    return component(
+        name, {"type": "object", "properties": properties, "required": list(properties)}
+    )
+
+
 def resolve(schema: dict) -> dict:
     if "$ref" in schema:
         return COMPONENTS[schema["$ref"].rsplit("/", 1)[-1]]

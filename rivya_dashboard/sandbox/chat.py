@@ -23,6 +23,7 @@ from rivya_dashboard.sandbox.api import (
     EVENT_STREAM,
     LIST_QUERY,
     Call,
+    closed_object,
     component,
     endpoint,
     paginate,
@@ -133,10 +134,7 @@ SESSION_PROPERTIES = {
     "created_at": {"type": "string", "format": "date-time"},
     "updated_at": {"type": "string", "format": "date-time"},
 }
-SESSION = component(
-    "ChatSession",
-    {"type": "object", "properties": SESSION_PROPERTIES, "required": list(SESSION_PROPERTIES)},
-)
+SESSION = closed_object("ChatSession", SESSION_PROPERTIES)
 MESSAGE = component(
     "ChatMessage",
     {

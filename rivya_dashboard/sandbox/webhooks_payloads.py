@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rivya_dashboard.sandbox import choices
-from rivya_dashboard.sandbox.api import component, timestamp
+from rivya_dashboard.sandbox.api import closed_object, component, timestamp
 from rivya_dashboard.sandbox.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 TEST_EVENT_MODEL = "z-image"
@@ -97,17 +97,9 @@ ENDPOINT_PROPERTIES: dict[str, Any] = {
     "disabled_at": STAMP,
     "revoked_at": STAMP,
 }
-ENDPOINT = component(
-    "WebhookEndpoint",
-    {"type": "object", "properties": ENDPOINT_PROPERTIES, "required": list(ENDPOINT_PROPERTIES)},
-)
-ENDPOINT_WITH_SECRET = component(
-    "WebhookEndpointWithSecret",
-    {
-        "type": "object",
-        "properties": {**ENDPOINT_PROPERTIES, "signing_secret": {"type": "string"}},
-        "required": [*ENDPOINT_PROPERTIES, "signing_secret"],
-    },
+ENDPOINT = closed_object("WebhookEndpoint", ENDPOINT_PROPERTIES)
+ENDPOINT_WITH_SECRET = closed_object(
+    "WebhookEndpointWithSecret", {**ENDPOINT_PROPERTIES, "signing_secret": {"type": "string"}}
 )
 EVENT_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string"},
@@ -118,10 +110,7 @@ EVENT_PROPERTIES: dict[str, Any] = {
     "data": {"$ref": "#/components/schemas/Generation"},
     "test": {"type": "boolean"},
 }
-EVENT = component(
-    "WebhookEvent",
-    {"type": "object", "properties": EVENT_PROPERTIES, "required": list(EVENT_PROPERTIES)},
-)
+EVENT = closed_object("WebhookEvent", EVENT_PROPERTIES)
 DELIVERY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string"},
     "object": {"const": "webhook_delivery"},
@@ -137,10 +126,7 @@ DELIVERY_PROPERTIES: dict[str, Any] = {
     "created_at": STAMP,
     "completed_at": STAMP,
 }
-DELIVERY = component(
-    "WebhookDelivery",
-    {"type": "object", "properties": DELIVERY_PROPERTIES, "required": list(DELIVERY_PROPERTIES)},
-)
+DELIVERY = closed_object("WebhookDelivery", DELIVERY_PROPERTIES)
 
 
 def list_of(name: str, item: dict) -> dict:
