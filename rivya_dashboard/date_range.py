@@ -1,4 +1,5 @@
-"""The From/To date fields that filter log pages by whole UTC days (audit log, call history)."""
+"""The filter form of the log pages (audit log, call history, request inspector): From/To dates
+by whole UTC days, and one gate between the filters and the rows."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -41,3 +42,20 @@ class DateRangeForm(forms.Form):
         if end:
             rows = rows.filter(**{f"{field}__lt": day_start(end) + timedelta(days=1)})
         return rows
+
+    def all_rows(self) -> QuerySet:
+        """The rows the page shows before any filter: those the member may see."""
+        raise NotImplementedError(f"{type(self).__name__} names its rows")
+
+    def narrow(self, rows: QuerySet, data: dict) -> QuerySet:
+        """rows under the page's own filters (the dates are applied after); data is valid."""
+        return rows
+
+    def filtered(self) -> QuerySet:
+        rows = self.all_rows()
+        if not self.is_bound:
+            return rows
+        if not self.is_valid():
+            # Rows under a filter error would look like its answer, so there are none.
+            return rows.none()
+        return self.within_dates(self.narrow(rows, self.cleaned_data))

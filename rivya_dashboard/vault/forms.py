@@ -202,14 +202,10 @@ class LedgerFilterForm(DateRangeForm):
         members = User.objects.filter(pk__in=entries.values("member"))
         self.fields["member"].queryset = members.order_by("username")
 
-    def filtered(self) -> QuerySet[LedgerEntry]:
-        entries = self.entries
-        if not self.is_bound:
-            return entries
-        if not self.is_valid():
-            # Rows under a filter error would look like its answer, so there are none.
-            return entries.none()
-        data = self.cleaned_data
+    def all_rows(self) -> QuerySet[LedgerEntry]:
+        return self.entries
+
+    def narrow(self, entries: QuerySet[LedgerEntry], data: dict) -> QuerySet[LedgerEntry]:
         if data["member"]:
             entries = entries.filter(member=data["member"])
         if data["key"]:
@@ -221,7 +217,7 @@ class LedgerFilterForm(DateRangeForm):
             entries = entries.filter(ok)
         elif data["outcome"] == "failed":
             entries = entries.exclude(ok)
-        return self.within_dates(entries)
+        return entries
 
 
 LEDGER_COLUMNS = [

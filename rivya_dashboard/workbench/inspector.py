@@ -75,13 +75,10 @@ class CallFilterForm(DateRangeForm):
             (str(key.pk), key.label) for key in visible_keys(viewer)
         ]
 
-    def filtered(self) -> QuerySet[ApiCall]:
-        calls = self.calls
-        if not self.is_bound:
-            return calls
-        if not self.is_valid():
-            return calls.none()
-        data = self.cleaned_data
+    def all_rows(self) -> QuerySet[ApiCall]:
+        return self.calls
+
+    def narrow(self, calls: QuerySet[ApiCall], data: dict) -> QuerySet[ApiCall]:
         exact = {
             "operation": data["operation"],
             "member": data["member"],
@@ -100,7 +97,7 @@ class CallFilterForm(DateRangeForm):
             calls = calls.filter(STATUS_CLASSES[data["status"]])
         if data["before"]:
             calls = calls.filter(pk__lt=data["before"])
-        return self.within_dates(calls)
+        return calls
 
 
 def page_of(calls: QuerySet[ApiCall]) -> tuple[list[ApiCall], int | None]:
