@@ -23,7 +23,25 @@ class ApiDocument(models.Model):
         return f"OpenAPI document of {self.base_url}"
 
 
-class ApiCall(models.Model):
+class ShownExchange:
+    """How the explorer and the inspector show a request and its answer: the status as its class
+    ("2xx", or "error" when none came) and the bodies indented when they are JSON. The class
+    using it has status, request_body, response_body and truncated."""
+
+    @property
+    def status_class(self) -> str:
+        return f"{self.status // 100}xx" if self.status else "error"
+
+    @property
+    def pretty_request(self) -> str | None:
+        return pretty_json(self.request_body) if self.request_body else None
+
+    @property
+    def pretty_response(self) -> str | None:
+        return None if self.truncated else pretty_json(self.response_body)
+
+
+class ApiCall(ShownExchange, models.Model):
     """One HTTP exchange the console had with Rivya, as the inspector keeps it.
 
     Written once the answer's body has been read (or the call closed), with credentials already
@@ -78,18 +96,6 @@ class ApiCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status or '-'}"
-
-    @property
-    def status_class(self) -> str:
-        return f"{self.status // 100}xx" if self.status else "error"
-
-    @property
-    def pretty_request(self) -> str | None:
-        return pretty_json(self.request_body) if self.request_body else None
-
-    @property
-    def pretty_response(self) -> str | None:
-        return None if self.response_truncated else pretty_json(self.response_body)
 
     @property
     def truncated(self) -> bool:

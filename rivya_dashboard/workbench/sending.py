@@ -22,7 +22,7 @@ from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.models import ApiKey, LedgerEntry
 from rivya_dashboard.workbench.explorer_form import PreparedRequest
-from rivya_dashboard.workbench.models import pretty_json
+from rivya_dashboard.workbench.models import ShownExchange
 from rivya_dashboard.workbench.operations import Operation
 from rivya_dashboard.workbench.redaction import redact_headers, redact_text
 
@@ -32,7 +32,7 @@ GENERATION_CREATE = "generations.create"
 
 
 @dataclass
-class Exchange:
+class Exchange(ShownExchange):
     """One request and its answer, credentials already in display form."""
 
     method: str
@@ -48,18 +48,6 @@ class Exchange:
     truncated: bool = False
     error: str = ""
     generation_id: int | None = None
-
-    @property
-    def pretty_request(self) -> str | None:
-        return pretty_json(self.request_body) if self.request_body else None
-
-    @property
-    def pretty_response(self) -> str | None:
-        return None if self.truncated else pretty_json(self.response_body)
-
-    @property
-    def status_class(self) -> str:
-        return f"{self.status // 100}xx" if self.status else "error"
 
 
 def read_body(response: outbound.Response, limit: int) -> tuple[bytes, int, bool]:

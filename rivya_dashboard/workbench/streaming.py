@@ -19,12 +19,12 @@ from rivya_dashboard.rivya.sse import SSEParser
 from rivya_dashboard.vault.grants import GrantRefused
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.workbench.explorer_form import PreparedRequest
+from rivya_dashboard.workbench.models import pretty_json
 from rivya_dashboard.workbench.operations import Operation
 from rivya_dashboard.workbench.redaction import redact_headers, redact_text
 from rivya_dashboard.workbench.sending import (
     DISPLAY_LIMIT,
     body_text,
-    pretty_json,
     read_body,
     recorded_call,
     settle,
