@@ -6,18 +6,27 @@ error fails the test at teardown, so later browser tests get that check for free
 
 import os
 import shutil
+import struct
+import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test import Client
+from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from rivya_dashboard.accounts.models import User
+from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.sandbox.faults import set_global_faults
 from rivya_dashboard.sandbox.keys import issue_key
-from rivya_dashboard.vault.models import ApiKey
+from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from tests.conftest import make_member
+from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would otherwise
 # refuse the ORM calls that fixtures and tests make next to it.
@@ -143,14 +152,84 @@ def screenshot() -> Callable[[Page, str], None]:
     return shoot
 
 
-def store_sandbox_key(owner: User, live_url: str, credits: int = 1000) -> ApiKey:
-    """A team key "Sandbox" on the live server's own sandbox, holding a new sandbox account."""
+def store_sandbox_key(
+    owner: User | None,
+    live_url: str,
+    credits: int = 1000,
+    *,
+    raw: str | None = None,
+    label: str = "Sandbox",
+) -> ApiKey:
+    """A team key on the live server's own sandbox, holding a new sandbox account (or the account
+    of `raw`, a sandbox key the test issued itself)."""
     key = ApiKey.objects.create(
-        label="Sandbox",
+        label=label,
         environment="sandbox",
         base_url=f"{live_url}/sandbox/api/v1",
         added_by=owner,
     )
-    key.store_secret(issue_key(credits=credits))
+    key.store_secret(raw or issue_key(credits=credits))
     key.save(update_fields=["secret", "last4"])
     return key
+
+
+def png_bytes(width: int = 48, height: int = 32) -> bytes:
+    """A real, decodable RGB PNG of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = b"".join(b"\x00" + b"\x30\x90\xe0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
+    """A threaded server on a file database of its own, for chat and the workbench: replies are
+    read and saved by background threads, and the explorer's call to the sandbox, the sandbox's
+    answer and the chat relay each run on a connection of their own, as under gunicorn."""
+    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
+    server.daemon = True
+    server.start()
+    server.is_ready.wait()
+    yield f"http://127.0.0.1:{server.port}"
+    wait_for_quiet()
+    # A request still being answered (an event stream) closes its database connection as it
+    # ends; it must end before the test database goes away.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(
+        "process_request_thread" in thread.name for thread in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    server.terminate()
+
+
+@pytest.fixture
+def operator_page(browser: Browser, console_url: str) -> Iterator[Page]:
+    """Operator "opal", granted chat on a sandbox key, in a watched page of the threaded server."""
+    operator = make_member(Role.OPERATOR, "opal")
+    key = store_sandbox_key(None, console_url, raw=issue_key())
+    KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
+    do_store_catalogue(key.client().list_models())
+    watched = WatchedContext(browser, console_url)
+    yield watched.open(operator).new_page()
+    watched.close()
+    set_global_faults({})
+    assert watched.csp_violations() == [], watched.complaints
+    assert watched.script_errors == []
+
+
+def shoot_without_caret(page: Page, shoot: Callable[[Page, str], None], name: str) -> None:
+    """Playwright hides a focused field's caret with an injected style, which the CSP refuses,
+    and leaves empty style attributes behind, which htmx would copy (another refusal)."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    shoot(page, name)
+    page.evaluate("document.querySelectorAll('[style]').forEach(e => e.removeAttribute('style'))")

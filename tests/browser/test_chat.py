@@ -5,57 +5,20 @@ read and saved by background threads that the shared in-memory test database can
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.chat.models import ChatTurn
-from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.sandbox.faults import set_global_faults
-from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import ChatMessage, SandboxSettings
-from rivya_dashboard.vault.models import ApiKey, KeyGrant
-from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, WatchedContext
-from tests.conftest import make_member
-from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
+from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, shoot_without_caret
+from tests.views.test_chat import wait_for_quiet
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LAST_WORDS = "without an account."
-
-
-@pytest.fixture
-def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
-    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-    server.daemon = True
-    server.start()
-    server.is_ready.wait()
-    yield f"http://127.0.0.1:{server.port}"
-    wait_for_quiet()
-    server.terminate()
-
-
-@pytest.fixture
-def operator_page(browser: Browser, console_url: str) -> Iterator[Page]:
-    operator = make_member(Role.OPERATOR, "opal")
-    raw = issue_key()
-    key = ApiKey.objects.create(
-        label="Sandbox", environment="sandbox", base_url=f"{console_url}/sandbox/api/v1"
-    )
-    key.store_secret(raw)
-    key.save(update_fields=["secret", "last4"])
-    KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
-    do_store_catalogue(key.client().list_models())
-    watched = WatchedContext(browser, console_url)
-    yield watched.open(operator).new_page()
-    watched.close()
-    set_global_faults({})
-    assert watched.csp_violations() == [], watched.complaints
-    assert watched.script_errors == []
 
 
 def token_delay(ms: int) -> None:
@@ -86,14 +49,6 @@ def wait_for_text(page: Page, condition: Callable[[str], bool], timeout: float =
         time.sleep(0.02)
 
 
-def capture(page: Page, screenshot: Callable[[Page, str], None], name: str) -> None:
-    # Playwright hides a focused field's caret with an injected style, which the CSP refuses,
-    # and leaves empty style attributes behind, which htmx would copy (another refusal).
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    screenshot(page, name)
-    page.evaluate("document.querySelectorAll('[style]').forEach(e => e.removeAttribute('style'))")
-
-
 def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_page, screenshot):
     page = operator_page
     token_delay(80)
@@ -103,7 +58,7 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
-    capture(page, screenshot, "chat-new")
+    shoot_without_caret(page, screenshot, "chat-new")
     send(page, "Write a concise launch plan")
 
     seen = set()
@@ -121,7 +76,7 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     assert text.startswith(so_far.strip()[:20]), (text, so_far)
     assert text.rstrip().endswith(LAST_WORDS), text
     expect(page.get_by_text("tokens", exact=False).first).to_be_visible()
-    capture(page, screenshot, "chat-reply")
+    shoot_without_caret(page, screenshot, "chat-reply")
 
     token_delay(150)
     send(page, "Now stop me halfway")
@@ -138,7 +93,7 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     final = upstream.credits["final"]
     charged = f"3 reserved → {final} credit{'' if final == 1 else 's'}"
     expect(page.locator("[data-turn]").last.get_by_text(charged)).to_be_visible(timeout=5000)
-    capture(page, screenshot, "chat-stopped")
+    shoot_without_caret(page, screenshot, "chat-stopped")
 
     token_delay(20)
     set_global_faults({"reset-after-delta": True})
@@ -146,7 +101,7 @@ def test_a_reply_streams_survives_a_refresh_stops_and_shows_a_reset(operator_pag
     failure = page.locator("[data-turn]").last.locator(".notice-bad")
     expect(failure).to_be_visible(timeout=5000)
     assert last_reply(page).inner_text().startswith("This is the")
-    capture(page, screenshot, "chat-error")
+    shoot_without_caret(page, screenshot, "chat-error")
 
 
 def test_thoughts_arrive_folded_above_the_reply(operator_page):

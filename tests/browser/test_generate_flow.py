@@ -1,9 +1,7 @@
 """The generate flow in a real browser: pick a model, upload a reference inline, double-click
 submit, watch the job finish without reloading, and keep the image after the sandbox goes away."""
 
-import struct
 import time
-import zlib
 from collections.abc import Callable
 
 import pytest
@@ -15,27 +13,11 @@ from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
-from tests.browser.conftest import store_sandbox_key
+from tests.browser.conftest import png_bytes, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
-
-
-def png_bytes(width: int = 48, height: int = 32) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    rows = b"".join(b"\x00" + b"\x30\x90\xe0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from playwright.sync_api import Page, expect
 from rivya_dashboard.accounts import reauth
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.sandbox.keys import issue_key
-from rivya_dashboard.vault.models import ApiKey, KeyGrant
+from rivya_dashboard.vault.models import KeyGrant
+from tests.browser.conftest import store_sandbox_key
 from tests.conftest import PASSWORD, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,19 +28,10 @@ def make_stale(page: Page) -> None:
     session.save()
 
 
-def stored_key(owner: User, base: str) -> ApiKey:
-    key = ApiKey.objects.create(
-        label="Team", environment="sandbox", base_url=f"{base}/sandbox/api/v1", added_by=owner
-    )
-    key.store_secret(issue_key())
-    key.save(update_fields=["secret", "last4"])
-    return key
-
-
 def test_a_grant_change_waits_for_the_password_and_keeps_the_form(live_server, page_as, screenshot):
     page = page_as(Role.ADMIN)
     admin = User.objects.get(username="admin")
-    key = stored_key(admin, live_server.url)
+    key = store_sandbox_key(admin, live_server.url, raw=issue_key(), label="Team")
     grant = KeyGrant.objects.create(
         member=make_member(Role.OPERATOR, "opal"), key=key, actions=["browse"]
     )
@@ -70,7 +62,7 @@ def test_a_grant_change_waits_for_the_password_and_keeps_the_form(live_server, p
 def test_disabling_a_key_asks_for_the_password_in_urdu(live_server, contexts, screenshot):
     admin = make_member(Role.ADMIN, "zara")
     User.objects.filter(pk=admin.pk).update(language="ur")
-    key = stored_key(admin, live_server.url)
+    key = store_sandbox_key(admin, live_server.url, raw=issue_key(), label="Team")
     page = contexts.open(admin, locale="ur-PK").new_page()
     page.goto(f"/keys/{key.pk}/")
     make_stale(page)

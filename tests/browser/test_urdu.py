@@ -17,9 +17,8 @@ from rivya_dashboard.console.models import Generation
 from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox
-from tests.browser.conftest import DESKTOP, PHONE, store_sandbox_key
+from tests.browser.conftest import DESKTOP, PHONE, png_bytes, store_sandbox_key
 from tests.browser.inline_worker import work_until
-from tests.browser.test_generate_flow import png_bytes
 from tests.conftest import PASSWORD, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,27 +4,15 @@ Its own module, like tests/browser/test_chat.py: the chat fixtures put the test 
 file, which the other Urdu flows (on the shared live server) must not inherit.
 """
 
-from collections.abc import Callable
-
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.sandbox.models import SandboxSettings
-from tests.browser.test_chat import console_url, operator_page  # noqa: F401
+from tests.browser.conftest import shoot_without_caret
 from tests.browser.test_urdu import capture  # noqa: F401
-from tests.views.test_chat import replies_in_threads  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def capture_chat(page: Page, shoot: Callable[[Page, str], None], name: str) -> None:
-    """As tests/browser/test_chat.py does: no focused caret for Playwright to hide with an inline
-    style, and no empty style attributes left behind for htmx to copy (both refused by the CSP).
-    """
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    shoot(page, name)
-    page.evaluate("document.querySelectorAll('[style]').forEach(e => e.removeAttribute('style'))")
 
 
 def test_an_urdu_member_chats_and_stops_a_reply(operator_page, capture):  # noqa: F811
@@ -40,7 +28,7 @@ def test_an_urdu_member_chats_and_stops_a_reply(operator_page, capture):  # noqa
     expect(turn).to_have_attribute("data-status", "done", timeout=10000)
     expect(turn.locator(".msg-body")).to_have_attribute("dir", "auto")
     expect(turn.get_by_title("ٹوکن اندر / باہر")).to_contain_text("باہر ٹوکن")
-    capture_chat(page, capture, "chat-reply")
+    shoot_without_caret(page, capture, "chat-reply")
 
     SandboxSettings.objects.filter(pk=SandboxSettings.load().pk).update(token_delay_ms=150)
     box.fill("آدھے میں روک دیں")
@@ -49,4 +37,4 @@ def test_an_urdu_member_chats_and_stops_a_reply(operator_page, capture):  # noqa
     expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "streaming")
     page.locator("#composer").get_by_role("button", name="روکیں").click()
     expect(page.get_by_text("اب تک کا جواب محفوظ ہے")).to_be_visible()
-    capture_chat(page, capture, "chat-stopped")
+    shoot_without_caret(page, capture, "chat-stopped")

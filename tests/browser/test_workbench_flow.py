@@ -7,13 +7,10 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, Page, expect
 
 from rivya_dashboard.accounts.models import Role, User
@@ -25,45 +22,12 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from rivya_dashboard.workbench.models import ApiCall
-from tests.browser.conftest import WatchedContext
+from tests.browser.conftest import WatchedContext, store_sandbox_key
 from tests.conftest import make_member
 from tests.inprocess import in_process_session
 from tests.views.test_canary import database_dump
-from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def store_key(base_url: str, raw: str, owner=None) -> ApiKey:
-    key = ApiKey.objects.create(
-        label="Sandbox",
-        environment="sandbox",
-        base_url=f"{base_url}/sandbox/api/v1",
-        added_by=owner,
-    )
-    key.store_secret(raw)
-    key.save(update_fields=["secret", "last4"])
-    return key
-
-
-@pytest.fixture
-def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
-    """A threaded server on a file database: the explorer's call to the sandbox, the sandbox's
-    answer and the chat relay each run on a connection of their own, as under gunicorn."""
-    server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-    server.daemon = True
-    server.start()
-    server.is_ready.wait()
-    yield f"http://127.0.0.1:{server.port}"
-    wait_for_quiet()
-    # A request still being answered (an event stream) closes its database connection as it
-    # ends; it must end before the test database goes away.
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and any(
-        "process_request_thread" in thread.name for thread in threading.enumerate()
-    ):
-        time.sleep(0.05)
-    server.terminate()
 
 
 @pytest.fixture
@@ -98,7 +62,7 @@ def in_process(key: ApiKey, raw: str) -> RivyaClient:
 
 @pytest.fixture
 def team_key(console_url, canary) -> ApiKey:
-    key = store_key(console_url, canary, make_member(Role.OWNER, "owner"))
+    key = store_sandbox_key(make_member(Role.OWNER, "owner"), console_url, raw=canary)
     do_store_catalogue(in_process(key, canary).list_models())
     return key
 
@@ -211,7 +175,7 @@ def test_the_inspector_shows_the_call_behind_a_webhook_test_send(
 
 def test_the_inspector_shows_the_call_behind_a_chat_turn(page_as, console_url, canary):
     operator = make_member(Role.OPERATOR, "opal")
-    key = store_key(console_url, canary)
+    key = store_sandbox_key(None, console_url, raw=canary)
     KeyGrant.objects.create(member=operator, key=key, actions=["chat"])
     do_store_catalogue(in_process(key, canary).list_models())
     page = page_as(Role.OPERATOR, "opal")
