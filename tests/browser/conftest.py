@@ -6,10 +6,8 @@ error fails the test at teardown, so later browser tests get that check for free
 
 import os
 import shutil
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -171,24 +169,6 @@ def store_sandbox_key(
     key.store_secret(raw or issue_key(credits=credits))
     key.save(update_fields=["secret", "last4"])
     return key
-
-
-def png_bytes(width: int = 48, height: int = 32) -> bytes:
-    """A real, decodable RGB PNG of one colour."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    rows = b"".join(b"\x00" + b"\x30\x90\xe0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture

@@ -1,8 +1,6 @@
 """Every RivyaClient method against the sandbox, in-process: answers, errors, retries, pages."""
 
 import io
-import struct
-import zlib
 from typing import Any
 
 import pytest
@@ -29,21 +27,10 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxKey, SandboxSettings
 from tests.conftest import SANDBOX_BASE_URL
 from tests.inprocess import in_process_session
+from tests.png import png_bytes
 
 PUBLIC_HOOK = "https://93.184.216.34/rivya/webhook"
 EVENTS = ["generation.succeeded", "generation.failed"]
-
-
-def png_bytes() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 class Recorder:

@@ -2,9 +2,7 @@
 the generate form, and the duration token carried into a generation."""
 
 import io
-import struct
 import wave
-import zlib
 from pathlib import Path
 
 import pytest
@@ -20,20 +18,9 @@ from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.console.views.files import file_upload
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
+from tests.png import png_bytes
 
 pytestmark = pytest.mark.django_db
-
-
-def png_bytes() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def wav_bytes(seconds: float = 1.0) -> bytes:
