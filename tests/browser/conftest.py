@@ -22,6 +22,7 @@ from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.sandbox.faults import set_global_faults
 from rivya_dashboard.sandbox.keys import issue_key
+from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from tests.conftest import make_member
 from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
@@ -148,6 +149,20 @@ def screenshot() -> Callable[[Page, str], None]:
         page.set_viewport_size(viewport)
 
     return shoot
+
+
+def prepare_sandbox(
+    settings, *, clock_speed: float | None = None, local_webhooks: bool = False
+) -> None:
+    """The live sandbox for a flow: its rate limit out of the way, its clock at `clock_speed`
+    when given, and with `local_webhooks` deliveries to this machine, retried without waiting."""
+    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
+    SandboxSettings.load()
+    if clock_speed is not None:
+        SandboxSettings.objects.update(clock_speed=clock_speed)
+    if local_webhooks:
+        WebhookSettings.load()
+        WebhookSettings.objects.update(allow_local_targets=True, fast_retries=True)
 
 
 def store_sandbox_key(

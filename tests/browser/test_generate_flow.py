@@ -11,9 +11,8 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
-from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
-from tests.browser.conftest import store_sandbox_key
+from tests.browser.conftest import prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 from tests.png import png_bytes
@@ -24,9 +23,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def sandbox_team_key(live_server, settings) -> ApiKey:
     settings.RIVYA_POLL_SPEED = 5
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
-    SandboxSettings.load()
-    SandboxSettings.objects.update(clock_speed=1.5)
+    prepare_sandbox(settings, clock_speed=1.5)
     owner = make_member(Role.OWNER, "owner")
     key = store_sandbox_key(owner, live_server.url)
     return key

@@ -18,11 +18,10 @@ from playwright.sync_api import Page, expect
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console import credits, generations, models_catalog
 from rivya_dashboard.console.models import CatalogueModel, Generation, UploadedFile
-from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks import inboxes
 from rivya_dashboard.webhooks.models import Inbox
-from tests.browser.conftest import DESKTOP, PHONE, store_sandbox_key
+from tests.browser.conftest import DESKTOP, PHONE, prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import run_ready_tasks
 from tests.conftest import make_member
 
@@ -80,9 +79,7 @@ NAV_ROWS = """() => {
 def owner_with_history(live_server, settings) -> Iterator[User]:
     """An owner whose sandbox key has a catalogue, a balance, a finished job and an inbox."""
     settings.RIVYA_POLL_SPEED = 1000
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
-    SandboxSettings.load()
-    SandboxSettings.objects.update(clock_speed=1000)
+    prepare_sandbox(settings, clock_speed=1000)
     owner = make_member(Role.OWNER, "owner")
     key = store_sandbox_key(owner, live_server.url)
     models_catalog.do_refresh(key, owner)

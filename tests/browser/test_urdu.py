@@ -14,10 +14,9 @@ from playwright.sync_api import Page, expect
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console.models import Generation
-from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox
-from tests.browser.conftest import DESKTOP, PHONE, store_sandbox_key
+from tests.browser.conftest import DESKTOP, PHONE, prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import PASSWORD, make_member
 from tests.png import png_bytes
@@ -154,11 +153,7 @@ def test_an_urdu_browser_sets_up_invites_and_signs_in(contexts, capture):
 @pytest.fixture
 def urdu_owner_with_sandbox_key(live_server, settings) -> User:
     settings.RIVYA_POLL_SPEED = 5
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
-    SandboxSettings.load()
-    SandboxSettings.objects.update(clock_speed=20)
-    WebhookSettings.load()
-    WebhookSettings.objects.update(allow_local_targets=True, fast_retries=True)
+    prepare_sandbox(settings, clock_speed=20, local_webhooks=True)
     owner = make_member(Role.OWNER, "owner")
     owner.language = "ur"
     owner.save()

@@ -14,9 +14,8 @@ from playwright.sync_api import Page, expect
 from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import BalanceReading, Generation
-from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
-from tests.browser.conftest import PHONE, store_sandbox_key
+from tests.browser.conftest import PHONE, prepare_sandbox, store_sandbox_key
 from tests.conftest import make_member
 
 pytestmark = pytest.mark.browser
@@ -27,8 +26,7 @@ ACTIONS = ["browse", "generate", "read_history"]
 
 @pytest.fixture
 def team(live_server, settings) -> ApiKey:
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
-    SandboxSettings.load()
+    prepare_sandbox(settings)
     owner = make_member(Role.OWNER, "owner")
     key = store_sandbox_key(owner, live_server.url)
     models_catalog.do_refresh(key)

@@ -13,10 +13,9 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import generations
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.rivya import signing
-from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox, InboxRequest
-from tests.browser.conftest import store_sandbox_key
+from tests.browser.conftest import prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
 
@@ -27,11 +26,7 @@ pytestmark = pytest.mark.browser
 def team_key(live_server, settings, monkeypatch) -> ApiKey:
     # Polling stays the fallback; pushed back here so the webhook is the path under test.
     monkeypatch.setattr(generations, "FIRST_POLL_SECONDS", 60.0)
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
-    SandboxSettings.load()
-    SandboxSettings.objects.update(clock_speed=20)
-    WebhookSettings.load()
-    WebhookSettings.objects.update(allow_local_targets=True, fast_retries=True)
+    prepare_sandbox(settings, clock_speed=20, local_webhooks=True)
     owner = make_member(Role.OWNER, "owner")
     key = store_sandbox_key(owner, live_server.url)
     return key

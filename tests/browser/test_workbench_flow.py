@@ -22,7 +22,7 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from rivya_dashboard.workbench.models import ApiCall
-from tests.browser.conftest import WatchedContext, store_sandbox_key
+from tests.browser.conftest import WatchedContext, prepare_sandbox, store_sandbox_key
 from tests.conftest import make_member
 from tests.inprocess import in_process_session
 from tests.views.test_canary import database_dump
@@ -49,9 +49,8 @@ def page_as(watched: WatchedContext) -> Callable[..., Page]:
 
 @pytest.fixture
 def canary(settings) -> str:
-    settings.RIVYA_SANDBOX_RATE_LIMIT = 10_000
     settings.RIVYA_POLL_SPEED = 50
-    SandboxSettings.load()
+    prepare_sandbox(settings)
     return issue_key(credits=1000)
 
 
