@@ -25,6 +25,7 @@ from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from tests.conftest import make_member
+from tests.png import png_bytes
 from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would otherwise
@@ -43,6 +44,7 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "test-output" / "screenshots"
+SKY_BLUE = b"\x30\x90\xe0"
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +186,11 @@ def store_sandbox_key(
     key.store_secret(raw or issue_key(credits=credits))
     key.save(update_fields=["secret", "last4"])
     return key
+
+
+def png_file(name: str, width: int, height: int) -> dict:
+    """A PNG for Playwright's set_input_files, as a person would pick one."""
+    return {"name": name, "mimeType": "image/png", "buffer": png_bytes(width, height, SKY_BLUE)}
 
 
 @pytest.fixture

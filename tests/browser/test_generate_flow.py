@@ -12,10 +12,9 @@ from rivya_dashboard.console import models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.vault.models import ApiKey
-from tests.browser.conftest import prepare_sandbox, store_sandbox_key
+from tests.browser.conftest import png_file, prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import make_member
-from tests.png import png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -56,13 +55,7 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     expect(page.locator("[data-prompt-count]")).to_have_text("35 / 20000")
     page.get_by_label("Aspect ratio").select_option("16:9")
     page.locator("input[type=file][name=upload]").set_input_files(
-        files=[
-            {
-                "name": "reference.png",
-                "mimeType": "image/png",
-                "buffer": png_bytes(48, 32, rgb=b"\x30\x90\xe0"),
-            }
-        ]
+        files=[png_file("reference.png", 48, 32)]
     )
     expect(page.locator("input[name=reference_files]:checked")).to_have_count(1)
     expect(page.get_by_label("Prompt")).to_have_value("A lighthouse in a watercolour storm")
@@ -133,15 +126,7 @@ def test_files_page_uploads_with_progress(page_as, sandbox_team_key, screenshot,
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("[data-upload-refused]")).to_contain_text("larger than the limit")
     assert not UploadedFile.objects.exists()
-    page.get_by_label("File").set_input_files(
-        files=[
-            {
-                "name": "big.png",
-                "mimeType": "image/png",
-                "buffer": png_bytes(400, 400, rgb=b"\x30\x90\xe0"),
-            }
-        ]
-    )
+    page.get_by_label("File").set_input_files(files=[png_file("big.png", 400, 400)])
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-region table")).to_contain_text("big.png")
     assert UploadedFile.objects.get().mime_type == "image/png"

@@ -16,10 +16,9 @@ from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.vault.models import ApiKey
 from rivya_dashboard.webhooks.models import Inbox
-from tests.browser.conftest import DESKTOP, PHONE, prepare_sandbox, store_sandbox_key
+from tests.browser.conftest import DESKTOP, PHONE, png_file, prepare_sandbox, store_sandbox_key
 from tests.browser.inline_worker import work_until
 from tests.conftest import PASSWORD, make_member
-from tests.png import png_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -215,15 +214,7 @@ def test_an_urdu_member_generates_uploads_and_receives_webhooks(
 
     page.goto("/files/")
     page.get_by_label("قسم").select_option("image")
-    page.get_by_label("فائل", exact=True).set_input_files(
-        files=[
-            {
-                "name": "حوالہ.png",
-                "mimeType": "image/png",
-                "buffer": png_bytes(64, 64, rgb=b"\x30\x90\xe0"),
-            }
-        ]
-    )
+    page.get_by_label("فائل", exact=True).set_input_files(files=[png_file("حوالہ.png", 64, 64)])
     page.get_by_role("button", name="اپ لوڈ کریں").click()
     expect(page.locator("#upload-region table")).to_contain_text("حوالہ.png")
     capture(page, "files")
