@@ -19,6 +19,7 @@ from django.test.testcases import LiveServerThread
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from rivya_dashboard.accounts.models import Role, User
+from rivya_dashboard.chat import relay
 from rivya_dashboard.console.models_catalog import do_store_catalogue
 from rivya_dashboard.sandbox.faults import set_global_faults
 from rivya_dashboard.sandbox.keys import issue_key
@@ -26,7 +27,7 @@ from rivya_dashboard.sandbox.models import SandboxSettings, WebhookSettings
 from rivya_dashboard.vault.models import ApiKey, KeyGrant
 from tests.conftest import make_member
 from tests.png import png_bytes
-from tests.views.test_chat import replies_in_threads, wait_for_quiet  # noqa: F401
+from tests.views.test_chat import wait_for_quiet
 
 # Playwright's sync API keeps an event loop running in the test thread; Django would otherwise
 # refuse the ORM calls that fixtures and tests make next to it.
@@ -194,7 +195,7 @@ def png_file(name: str, width: int, height: int) -> dict:
 
 
 @pytest.fixture
-def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
+def console_url(file_backed_db) -> Iterator[str]:
     """A threaded server on a file database of its own, for chat and the workbench: replies are
     read and saved by background threads, and the explorer's call to the sandbox, the sandbox's
     answer and the chat relay each run on a connection of their own, as under gunicorn."""
@@ -212,6 +213,8 @@ def console_url(replies_in_threads) -> Iterator[str]:  # noqa: F811
     ):
         time.sleep(0.05)
     server.terminate()
+    wait_for_quiet()
+    time.sleep(relay.FLUSH_SECONDS * 3)  # the saver closes its connection once idle
 
 
 @pytest.fixture
