@@ -120,7 +120,9 @@ class Walk:
 
     def screenshot(self, directory, name: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=directory / f"journey-{name}-{self.variant.name}.png", full_page=True)
+        self.page.screenshot(
+            path=directory / f"journey-{name}-{self.variant.name}.png", full_page=True
+        )
 
 
 def number_in(text: str) -> int:

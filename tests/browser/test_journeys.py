@@ -17,8 +17,11 @@ from playwright.sync_api import Browser, Page, expect
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.chat.models import ChatTurn
 from rivya_dashboard.console.models import Generation
+from rivya_dashboard.console.models_catalog import do_store_catalogue
+from rivya_dashboard.rivya.client import RivyaClient
+from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
-from rivya_dashboard.vault.models import ApiKey, KeyGrant
+from rivya_dashboard.vault.models import READ_ONLY_ACTIONS, Action, ApiKey, KeyGrant
 from tests.browser.conftest import SCREENSHOTS, WatchedContext
 from tests.browser.inline_worker import work_until
 from tests.browser.journey import VARIANTS, Variant, Walk, dress
@@ -176,7 +179,8 @@ def invite(walk: Walk) -> str:
     return link
 
 
-def test_the_owner_first_hour(open_walk, variant_name: str = "en-desktop-light") -> None:
+@pytest.mark.parametrize("variant_name", ["en-desktop-light", "ur-phone-dark"])
+def test_the_owner_first_hour(open_walk, variant_name: str) -> None:
     walk = open_walk(VARIANTS[variant_name])
     create_owner(walk)
     key = use_the_sandbox(walk)
@@ -203,3 +207,130 @@ def test_the_owner_first_hour(open_walk, variant_name: str = "en-desktop-light")
     invite(walk)
     walk.screenshot(SCREENSHOTS, "owner")
     assert key.label
+
+
+@pytest.fixture
+def team(console_url) -> dict:
+    """Two operators on two keys: opal on A (with a cap), otto on B, each with a finished job;
+    a viewer with a read-only grant on B, and one with no grant."""
+    owner = make_member(Role.OWNER, "ada")
+    keys = {}
+    for label in ("A", "B"):
+        key = ApiKey.objects.create(
+            label=f"Sandbox {label}",
+            environment="sandbox",
+            base_url=f"{console_url}/sandbox/api/v1",
+            added_by=owner,
+        )
+        key.store_secret(issue_key(credits=100_000))
+        key.save(update_fields=["secret", "last4"])
+        keys[label] = key
+    do_store_catalogue(RivyaClient(keys["A"].base_url, keys["A"].reveal()).list_models())
+    members = {
+        "admin": make_member(Role.ADMIN, "adel"),
+        "opal": make_member(Role.OPERATOR, "opal"),
+        "otto": make_member(Role.OPERATOR, "otto"),
+        "vera": make_member(Role.VIEWER, "vera"),
+        "val": make_member(Role.VIEWER, "val"),
+    }
+    everything = [action for action in Action.values if action not in READ_ONLY_ACTIONS]
+    KeyGrant.objects.create(
+        member=members["opal"],
+        key=keys["A"],
+        actions=[*READ_ONLY_ACTIONS, *everything],
+        daily_cap=5000,
+    )
+    KeyGrant.objects.create(member=members["otto"], key=keys["B"], actions=everything)
+    KeyGrant.objects.create(member=members["vera"], key=keys["B"], actions=list(READ_ONLY_ACTIONS))
+    for who, label, prompt in (("opal", "A", "Opal's own harbour"), ("otto", "B", "Otto's mill")):
+        Generation.objects.create(
+            member=members[who],
+            member_name=who,
+            key=keys[label],
+            key_label=keys[label].label,
+            model_id="z-image",
+            prompt=prompt,
+            idempotency_key=f"seed-{who}",
+            status="succeeded",
+        )
+    return {"keys": keys, **members}
+
+
+def history_prompts(walk: Walk) -> str:
+    page = walk.visit("/generations/", "History")
+    return page.locator("main").inner_text()
+
+
+ROLE_VARIANTS = ["en-phone-dark", "ur-desktop-light"]
+
+
+@pytest.mark.parametrize("variant_name", ROLE_VARIANTS)
+def test_the_admin_first_hour(open_walk, team, variant_name: str) -> None:
+    walk = open_walk(VARIANTS[variant_name], team["admin"])
+    walk.visit("/", None)
+    page = walk.visit("/models/", "Models")
+    expect(page.locator(".model-card").first).to_be_visible()
+    seen = history_prompts(walk)
+    assert "otto" in seen and "opal" in seen
+    generate(walk, "z-image", "An admin's lighthouse")
+    walk.visit("/credits/", "Credits")
+    walk.visit("/usage/", "Usage")
+    walk.visit("/ledger/", "Call history")
+    walk.visit("/webhooks/", "Webhooks")
+    walk.visit("/keys/", "Keys")
+    walk.visit("/accounts/audit/", "Audit")
+    walk.screenshot(SCREENSHOTS, "admin")
+
+
+@pytest.mark.parametrize("variant_name", ROLE_VARIANTS)
+def test_the_operator_first_hour(open_walk, team, variant_name: str) -> None:
+    walk = open_walk(VARIANTS[variant_name], team["opal"])
+    walk.visit("/", None)
+    page = walk.visit("/models/", "Models")
+    expect(page.locator(".model-card").first).to_be_visible()
+    page = walk.visit("/generate/?model=z-image", "Generate")
+    expect(page.locator("#cost")).to_contain_text(re.compile("5,000|5000|\u06f5"))
+    seen = history_prompts(walk)
+    assert "harbour" in seen or "opal" in seen
+    assert "otto" not in seen
+    generate(walk, "z-image", "An operator's lighthouse")
+    walk.visit("/files/", "Files")
+    page = walk.visit("/chat/")
+    box = page.locator("[data-composer] textarea[name=message]")
+    box.fill("Hello from the first hour")
+    box.press("Enter")
+    turn = page.locator("[data-turn]").last
+    expect(turn).to_have_attribute("data-status", "done", timeout=20_000)
+    walk.check()
+    walk.visit("/credits/", "Credits")
+    page = walk.visit("/usage/", "Usage")
+    assert "otto" not in page.locator("main").inner_text()
+    walk.screenshot(SCREENSHOTS, "operator")
+
+
+@pytest.mark.parametrize("variant_name", ROLE_VARIANTS)
+def test_a_viewer_with_a_read_only_grant(open_walk, team, variant_name: str) -> None:
+    walk = open_walk(VARIANTS[variant_name], team["vera"])
+    walk.visit("/", None)
+    page = walk.visit("/models/", "Models")
+    expect(page.locator(".model-card").first).to_be_visible()
+    seen = history_prompts(walk)
+    assert "otto" in seen
+    assert "opal" not in seen
+    walk.visit("/credits/", "Credits")
+    nav = page.locator("#primary-nav")
+    expect(nav.locator("a[href='/generate/']")).to_have_count(0)
+    response = page.goto("/generate/")
+    assert response is not None and response.status == 403
+    walk.screenshot(SCREENSHOTS, "viewer-granted")
+
+
+@pytest.mark.parametrize("variant_name", ROLE_VARIANTS)
+def test_a_viewer_without_a_grant_sees_the_catalogue_only(open_walk, team, variant_name) -> None:
+    walk = open_walk(VARIANTS[variant_name], team["val"])
+    walk.visit("/", None)
+    page = walk.visit("/models/", "Models")
+    expect(page.locator(".model-card").first).to_be_visible()
+    seen = history_prompts(walk)
+    assert "otto" not in seen and "opal" not in seen
+    walk.screenshot(SCREENSHOTS, "viewer-without-grant")
