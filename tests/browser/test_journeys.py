@@ -186,10 +186,7 @@ def test_the_owner_first_hour(open_walk, variant_name: str) -> None:
     key = use_the_sandbox(walk)
 
     page = walk.visit("/models/", "Models")
-    page.locator("form[action$='/models/refresh/'] button").first.click()  # DEVHACK
     expect(page.locator(".model-card").first).to_be_visible()
-    page.goto("/credits/")  # DEVHACK
-    page.locator("form[action*='/refresh/'] button").first.click()  # DEVHACK
     walk.visit("/", None)
     expect(page.locator("[data-testid=home-balance]")).to_be_visible()
 
@@ -289,7 +286,7 @@ def test_the_operator_first_hour(open_walk, team, variant_name: str) -> None:
     page = walk.visit("/models/", "Models")
     expect(page.locator(".model-card").first).to_be_visible()
     page = walk.visit("/generate/?model=z-image", "Generate")
-    expect(page.locator("#cost")).to_contain_text(re.compile("5,000|5000|\u06f5"))
+    expect(page.locator("#cost")).to_contain_text(re.compile("5,000|5000"))
     seen = history_prompts(walk)
     assert "harbour" in seen or "opal" in seen
     assert "otto" not in seen
