@@ -18,7 +18,6 @@ from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.chat.models import ChatTurn
 from rivya_dashboard.console.models import Generation
 from rivya_dashboard.console.models_catalog import do_store_catalogue
-from rivya_dashboard.rivya.client import RivyaClient
 from rivya_dashboard.sandbox.keys import issue_key
 from rivya_dashboard.sandbox.models import SandboxSettings
 from rivya_dashboard.vault.models import READ_ONLY_ACTIONS, Action, ApiKey, KeyGrant
@@ -222,7 +221,7 @@ def team(console_url) -> dict:
         key.store_secret(issue_key(credits=100_000))
         key.save(update_fields=["secret", "last4"])
         keys[label] = key
-    do_store_catalogue(RivyaClient(keys["A"].base_url, keys["A"].reveal()).list_models())
+    do_store_catalogue(keys["A"].client().list_models())
     members = {
         "admin": make_member(Role.ADMIN, "adel"),
         "opal": make_member(Role.OPERATOR, "opal"),
