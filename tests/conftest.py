@@ -3,13 +3,16 @@
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connection, connections
 from django.test import Client
+from django.test.testcases import LiveServerThread
 
 from rivya_dashboard.accounts.models import Role, User
 
@@ -31,6 +34,23 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class OwnConnectionsServer(ThreadedWSGIServer):
+    """The live servers' WSGI server, closing only what a request thread may close.
+
+    On SQLite the test thread lends its in-memory connection to the server's request threads.
+    A request still finishing after its test (a browser's late keep-alive request) would close
+    the returned connection from the wrong thread, and the run would end with a stray thread
+    exception after its summary; such a connection is not that thread's to close."""
+
+    def _close_connections(self) -> None:
+        for conn in connections.all(initialized_only=True):
+            if conn.allow_thread_sharing or conn._thread_ident == threading.get_ident():
+                conn.close()
+
+
+LiveServerThread.server_class = OwnConnectionsServer
 
 
 def _loopback_only_connect(self: socket.socket, address) -> None:
