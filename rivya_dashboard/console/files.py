@@ -6,6 +6,7 @@ through CappedUploadHandler, which stops reading once the kind's limit is passed
 then streams that file on; Django deletes the temporary file when the request ends.
 """
 
+import re
 from datetime import datetime
 
 from django.conf import settings
@@ -24,11 +25,14 @@ from rivya_dashboard.accounts.models import User
 from rivya_dashboard.console.models import UploadedFile
 from rivya_dashboard.console.schema_form import MEDIA_KINDS, reference_rules
 from rivya_dashboard.console.upload_relay import BrokenRelay, RelayUploadHandler
+from rivya_dashboard.rivya.errors import AuthError, RateLimited, RivyaError, Unavailable
 from rivya_dashboard.vault import ledger
 from rivya_dashboard.vault.models import Action, ApiKey
 from rivya_dashboard.visibility import visible_files
 
 MB = 1024 * 1024
+# "file: …", "params.referenceMediaItems[0].url: …": the field a Rivya message starts with.
+FIELD_PREFIX = re.compile(r"^[\w.\[\]]+:\s*")
 # Contract §8.1 default limits; a model may set its own in reference_media.limits.
 DEFAULT_LIMITS = {"image": 10 * MB, "video": 50 * MB, "audio": 10 * MB}
 # Multipart boundaries and the small form fields ride on top of the file itself.
@@ -107,6 +111,29 @@ def human_size(size: int) -> str:
 
 def _expiry(remote: dict) -> datetime | None:
     return parse_datetime(str(remote.get("expires_at") or ""))
+
+
+def refusal_text(exc: Exception) -> str:
+    """Why an upload was refused, as a sentence that says what to do next.
+
+    Rivya's own messages name the field first ("file: content is an unrecognised format; …");
+    the member picked a file, not a field, so the sentence leads with what happened to it."""
+    if not isinstance(exc, RivyaError):
+        return str(exc)
+    if isinstance(exc, AuthError):
+        text = _("Rivya refused the key for this upload. Ask an admin to check the key.")
+    elif isinstance(exc, Unavailable):
+        text = _("Rivya could not take the file just now. Try the upload again in a moment.")
+    elif isinstance(exc, RateLimited):
+        text = _("Rivya is limiting requests on this key. Wait a moment, then upload again.")
+    else:
+        detail = FIELD_PREFIX.sub("", exc.message).strip().rstrip(".")
+        text = _("Rivya did not accept this file: %(reason)s. Pick another file.") % {
+            "reason": detail[:1].lower() + detail[1:]
+        }
+    if exc.request_id:
+        text += " " + _("(request id: %(id)s)") % {"id": exc.request_id}
+    return text
 
 
 def do_upload(

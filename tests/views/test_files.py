@@ -16,6 +16,7 @@ from rivya_dashboard.accounts.models import Role
 from rivya_dashboard.console import files, models_catalog
 from rivya_dashboard.console.models import Generation, UploadedFile
 from rivya_dashboard.console.views.files import file_upload
+from rivya_dashboard.rivya.errors import AuthError, InvalidRequest, RateLimited, Unavailable
 from rivya_dashboard.sandbox.models import Generation as SandboxGeneration
 from rivya_dashboard.vault.models import KeyGrant, LedgerEntry
 from tests.png import png_bytes
@@ -266,10 +267,31 @@ def test_a_relayed_file_the_api_refuses_shows_its_message(operator, vault_key, t
     query = f"kind=audio&key={vault_key.pk}&size={len(content)}"
     response = upload(operator, vault_key, content, name="song.wav", kind="audio", query=query)
     assert response.status_code == 400
-    assert "request id: req_" in response.content.decode()
+    page = response.content.decode()
+    assert "Rivya did not accept this file: content is image/png; audio files must be" in page
+    assert "Pick another file. (request id: req_" in page
+    assert "<li>file: content" not in page
     assert not UploadedFile.objects.exists()
     assert LedgerEntry.objects.filter(operation="files.create", http_status=400).exists()
     assert list(temp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "sentence"),
+    [
+        (AuthError("Key revoked", request_id="req_1"), "Ask an admin to check the key."),
+        (Unavailable("Timed out", request_id=""), "Try the upload again in a moment."),
+        (RateLimited("Slow down", request_id="req_2"), "Wait a moment, then upload again."),
+        (
+            InvalidRequest("params.referenceMediaItems[0].url: must be https", request_id="r"),
+            "Rivya did not accept this file: must be https. Pick another file. (request id: r)",
+        ),
+    ],
+)
+def test_upload_refusals_are_sentences_that_say_what_to_do(error, sentence):
+    text = files.refusal_text(error)
+    assert sentence in text
+    assert text[0].isupper() and ":" not in text.split(" ")[0]
 
 
 @pytest.mark.django_db(transaction=True)

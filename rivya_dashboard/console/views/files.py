@@ -105,7 +105,7 @@ def _relay(request: HttpRequest, kind: str, size: int, model: dict | None) -> Ht
     except files.UploadTooLarge as exc:
         return _page(request, form, status=413, error=str(exc))
     except (GrantRefused, RivyaError) as exc:
-        return _page(request, form, status=400, error=str(exc))
+        return _page(request, form, status=400, error=files.refusal_text(exc))
     except BrokenRelay:
         return _page(request, form, 400, _("The upload was cut short; choose the file again."))
     if request.htmx:
@@ -133,7 +133,7 @@ def _relay_upload(request: HttpRequest, handler: files.CappedUploadHandler) -> H
     except files.UploadTooLarge as exc:
         return _page(request, form, status=413, error=str(exc))
     except (GrantRefused, RivyaError) as exc:
-        return _page(request, form, status=400, error=str(exc))
+        return _page(request, form, status=400, error=files.refusal_text(exc))
     if request.htmx:
         return _page(request, UploadForm(request.user), error="")
     return redirect("file-detail", pk=uploaded.pk)

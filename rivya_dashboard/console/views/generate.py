@@ -19,6 +19,7 @@ from rivya_dashboard.console.files import (
     kind_limit,
     prepare_upload,
     read_body,
+    refusal_text,
 )
 from rivya_dashboard.console.generate_form import Choice
 from rivya_dashboard.console.schema_form import GenerationForm, reference_rules
@@ -166,7 +167,7 @@ def _relay_inline_upload(
     except UploadTooLarge as exc:
         return _picker(request, choice, picked, str(exc), status=413)
     except (GrantRefused, RivyaError) as exc:
-        return _picker(request, choice, picked, str(exc), status=400)
+        return _picker(request, choice, picked, refusal_text(exc), status=400)
     return _picker(request, choice, [*picked, str(uploaded.pk)], "", status=200)
 
 
