@@ -180,9 +180,8 @@ def test_the_request_page_shows_the_raw_body_to_copy_and_the_formatted_one(
     post(inbox, body, **signed(body))
     row = InboxRequest.objects.get()
     html = clients[Role.OPERATOR].get(reverse("inbox-request", args=[row.pk])).content.decode()
-    raw = Template('<pre class="code-block raw-body" id="raw-body">{{ b }}</pre>').render(
-        Context({"b": body.decode()})
-    )
+    block = '<pre tabindex="0" class="code-block raw-body" id="raw-body">{{ b }}</pre>'
+    raw = Template(block).render(Context({"b": body.decode()}))
     assert raw in html
     assert 'data-copy="raw-body"' in html
     assert "&quot;data&quot;: {\n" in html
