@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import subprocess_env
+from tests.conftest import OWN_SQLITE_ONLY, subprocess_env
 from tests.unit.test_serve import ROOT, free_port
+
+pytestmark = OWN_SQLITE_ONLY
 
 RAW_KEY = "rvya_sk_" + "b" * 40
 PASSPHRASE = "correct horse battery staple"

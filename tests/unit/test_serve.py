@@ -20,7 +20,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rivya_dashboard.console.supervise import STABLE_SECONDS, Child, Supervisor
-from tests.conftest import subprocess_env
+from tests.conftest import OWN_SQLITE_ONLY, subprocess_env
+
+pytestmark = OWN_SQLITE_ONLY
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 25.0
