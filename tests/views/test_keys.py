@@ -378,6 +378,9 @@ def timing_out_in_the_request(method):
     return call
 
 
+# The worker closes its database connection after its tasks, as db_worker does: on PostgreSQL
+# that would end the transaction a plain test runs in.
+@pytest.mark.django_db(transaction=True)
 def test_a_slow_api_leaves_the_first_reads_to_the_worker(owner_client, api_in_process, monkeypatch):
     """The key is stored at once; the catalogue and the balance are read by the worker."""
     for name in ("list_models", "get_credits"):

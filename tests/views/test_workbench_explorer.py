@@ -208,6 +208,9 @@ def test_a_streamed_operation_is_relayed_event_by_event(operator, documented):
     assert operator.get(stream_url).status_code == 204
 
 
+# A stream hands its database connection back while it waits (on PostgreSQL): no test
+# transaction may be wrapped around it.
+@pytest.mark.django_db(transaction=True)
 def test_a_stopped_stream_closes_upstream_and_keeps_the_ledger_row(operator, documented):
     _url, stream = open_stream(operator, documented, "long answer please")
     chunks = iter(stream.streaming_content)
