@@ -386,3 +386,18 @@ def test_plain_posts_are_not_retried(db) -> None:
         recorder.client.create_webhook("hook", PUBLIC_HOOK, EVENTS)
     assert len(recorder.answers) == 1
     assert recorder.sleeps == []
+
+
+def test_the_client_mints_a_sandbox_key_through_the_control_api(db, settings):
+    control = "http://testserver/sandbox/api/control"
+    client = RivyaClient(
+        control, settings.RIVYA_SANDBOX_CONTROL_TOKEN, session=in_process_session()
+    )
+    minted = client.create_sandbox_key(name="Console", credits=5, scopes=["generations:create"])
+    key = SandboxKey.objects.get(prefix=minted["key"][:12])
+    assert key.account.credits == 5 and key.scopes == ["generations:create"]
+
+
+def test_an_unknown_chat_option_is_refused_before_sending(sandbox_client: RivyaClient) -> None:
+    with pytest.raises(TypeError, match="unexpected chat turn options: temperature"):
+        sandbox_client.create_chat_completion("gpt-5-2-chat", "hi", temperature=0.2)
