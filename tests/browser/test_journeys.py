@@ -286,6 +286,9 @@ def test_the_operator_first_hour(open_walk, team, variant_name: str) -> None:
     expect(page.locator(".model-card").first).to_be_visible()
     page = walk.visit("/generate/?model=z-image", "Generate")
     expect(page.locator("#cost")).to_contain_text(re.compile("5,000|5000"))
+    if walk.variant.phone:
+        prompt = page.locator("[data-generate-form] [name=prompt]").bounding_box()
+        assert page.locator("#cost").bounding_box()["y"] > prompt["y"], "cost above the prompt"
     seen = history_prompts(walk)
     assert "harbour" in seen or "opal" in seen
     assert "otto" not in seen
