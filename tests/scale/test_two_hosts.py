@@ -487,16 +487,17 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
             event = data = ""
 
 
-def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
-    make_member(cluster, "cleo", "owner")
+def reply_started_on_a(cluster: Cluster, username: str, delay_ms: int, message: str) -> tuple:
+    """A chat reply started on host A, words every delay_ms; a session for host B and its turn."""
+    make_member(cluster, username, "owner")
     key_id = shared_key(cluster, "{}")
     cluster.manage(
         "shell",
         "-c",
         "from rivya_dashboard.sandbox.models import SandboxSettings; "
-        "SandboxSettings.objects.update(token_delay_ms=150)",
+        f"SandboxSettings.objects.update(token_delay_ms={delay_ms})",
     )
-    on_a = sign_in(cluster.hosts["A"], "cleo")
+    on_a = sign_in(cluster.hosts["A"], username)
     on_a.get(cluster.hosts["A"] + "/chat/")
     started = post_confirmed(
         on_a,
@@ -505,15 +506,21 @@ def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
         {
             "key": key_id,
             "model": "gpt-5-2-chat",
-            "idempotency_key": "two-hosts-1",
-            "message": "Tell me a long story about two lighthouses",
+            "idempotency_key": f"two-hosts-{username}",
+            "message": message,
         },
     )
     assert started.status_code == 200, started.status_code
-    ((turn_id,),) = cluster.query("SELECT id FROM chat_chatturn")
-
+    (turn_id,) = cluster.query("SELECT max(id) FROM chat_chatturn")[0]
     on_b = requests.Session()
     on_b.cookies.update(on_a.cookies)
+    return on_b, turn_id
+
+
+def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
+    on_b, turn_id = reply_started_on_a(
+        cluster, "cleo", 150, "Tell me a long story about two lighthouses"
+    )
     stream = on_b.get(f"{cluster.hosts['B']}/chat/turns/{turn_id}/stream", stream=True, timeout=30)
     seen, events = [], sse_events(stream)
     for event, _data in events:
@@ -545,30 +552,9 @@ def test_a_reply_started_on_a_is_followed_and_stopped_from_b(cluster):
 def test_a_host_killed_while_streaming_leaves_the_reply_interrupted(cluster):
     """Last: it kills host A. The reader on A dies with it; B, following the reply, ends it as
     interrupted once its heartbeat is stale (chat/relay.py STALE_SECONDS), keeping the words."""
-    make_member(cluster, "kim", "owner")
-    key_id = shared_key(cluster, "{}")
-    cluster.manage(
-        "shell",
-        "-c",
-        "from rivya_dashboard.sandbox.models import SandboxSettings; "
-        "SandboxSettings.objects.update(token_delay_ms=400)",
+    on_b, turn_id = reply_started_on_a(
+        cluster, "kim", 400, "Tell me a very long story about a storm"
     )
-    on_a = sign_in(cluster.hosts["A"], "kim")
-    on_a.get(cluster.hosts["A"] + "/chat/")
-    post_confirmed(
-        on_a,
-        cluster.hosts["A"],
-        "/chat/new",
-        {
-            "key": key_id,
-            "model": "gpt-5-2-chat",
-            "idempotency_key": "two-hosts-kill",
-            "message": "Tell me a very long story about a storm",
-        },
-    )
-    (turn_id,) = cluster.query("SELECT max(id) FROM chat_chatturn")[0]
-    on_b = requests.Session()
-    on_b.cookies.update(on_a.cookies)
     stream = on_b.get(f"{cluster.hosts['B']}/chat/turns/{turn_id}/stream", stream=True, timeout=90)
     events = sse_events(stream)
     for event, _data in events:
