@@ -223,6 +223,8 @@ RIVYA_INSPECTOR_MAX_MB = env_int("RIVYA_INSPECTOR_MAX_MB", 500, minimum=1)
 RIVYA_POLL_SPEED = env_int("RIVYA_POLL_SPEED", 1, minimum=1)
 RIVYA_POLL_MAX_MINUTES = env_int("RIVYA_POLL_MAX_MINUTES", 120, minimum=1)
 RIVYA_MEDIA_MAX_MB = env_int("RIVYA_MEDIA_MAX_MB", 500, minimum=1)
+# Free space the media cache leaves on its disk: on the embedded default the database shares it.
+RIVYA_MEDIA_MIN_FREE_MB = env_int("RIVYA_MEDIA_MIN_FREE_MB", 200, minimum=0)
 RIVYA_UPLOAD_MAX_MB = env_int("RIVYA_UPLOAD_MAX_MB", 100, minimum=1)
 # Credits (rivya_dashboard/console/credits.py): how often the worker reads every key's balance.
 RIVYA_BALANCE_REFRESH_MINUTES = env_int("RIVYA_BALANCE_REFRESH_MINUTES", 15, minimum=1)

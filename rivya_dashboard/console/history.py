@@ -4,7 +4,7 @@ import json
 import shlex
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import User
@@ -53,6 +53,12 @@ class HistoryFilterForm(forms.Form):
         if data["until"]:
             jobs = jobs.filter(created_at__date__lte=data["until"])
         return jobs
+
+
+def with_uncached_flag(jobs: QuerySet[Generation]) -> QuerySet[Generation]:
+    """Each job marked `has_uncached` when a result lives only at the provider's expiring link."""
+    uncached = Output.objects.filter(generation=OuterRef("pk"), cached_name="")
+    return jobs.annotate(has_uncached=Exists(uncached))
 
 
 def gallery_outputs(user: User, jobs: QuerySet[Generation]) -> QuerySet[Output]:

@@ -2,11 +2,15 @@
 
 The download streams in chunks with a size cap, accepts only image/audio/video content types, and
 names the file from our own ids: nothing in a remote URL or header reaches the file system path.
+A copy that would leave the disk with less than RIVYA_MEDIA_MIN_FREE_MB free is not kept, and a
+disk that fills up during the write leaves no partial file: the job keeps the provider's link.
 """
 
+import errno
 import logging
 import mimetypes
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +26,7 @@ logger = logging.getLogger(__name__)
 CHUNK_BYTES = 256 * 1024
 MAX_URL_LENGTH = 2000
 MEDIA_TYPES = ("image/", "audio/", "video/")
+DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 # Extensions by content type; the type itself was checked against MEDIA_TYPES first.
 EXTENSIONS = {
     "image/png": ".png",
@@ -66,11 +71,29 @@ def _checked_type(response: outbound.Response) -> str:
     return content_type
 
 
+def _room_left(directory: Path, incoming: int) -> bool:
+    """Whether `incoming` bytes fit and still leave the reserve free on the directory's disk."""
+    reserve = settings.RIVYA_MEDIA_MIN_FREE_MB * 1024 * 1024
+    free = shutil.disk_usage(directory).free
+    if free - incoming >= reserve:
+        return True
+    logger.warning(
+        "The media cache's disk has %d MB free, under RIVYA_MEDIA_MIN_FREE_MB; outputs are "
+        "not kept until space is freed.",
+        free // (1024 * 1024),
+    )
+    return False
+
+
 def _write_capped(response: outbound.Response, path: Path) -> int:
     cap = settings.RIVYA_MEDIA_MAX_MB * 1024 * 1024
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > cap:
         raise CacheRefused(_("The result is larger than the cache limit; open the original link."))
+    if not _room_left(path.parent, int(declared) if declared.isdigit() else 0):
+        raise CacheRefused(
+            _("The console's disk is nearly full; the copy was not kept. Open the original link.")
+        )
     size = 0
     partial = path.with_suffix(path.suffix + ".part")
     try:
@@ -132,8 +155,10 @@ def do_cache_output(output: Output, session: outbound.Session | None = None) -> 
     except OSError as exc:
         # A full or read-only disk: the other outputs and the job itself must not fail with it.
         logger.error("Saving output %s to the cache failed: %s", output.pk, exc)
-        output.error = _(
-            "The copy could not be saved on the console's disk; open the original link."
+        output.error = (
+            _("The console's disk is full; the copy was not kept. Open the original link.")
+            if exc.errno in DISK_FULL_ERRORS
+            else _("The copy could not be saved on the console's disk; open the original link.")
         )
     else:
         output.cached_name, output.content_type, output.size_bytes = name, content_type, size

@@ -1,5 +1,7 @@
 """The output cache: only media types, size-capped while streaming, named from our own ids."""
 
+import shutil
+
 import pytest
 import requests
 from requests.adapters import BaseAdapter
@@ -122,3 +124,14 @@ def test_a_disk_that_refuses_the_copy_is_reported_not_raised(output, settings, t
     session, _adapter = session_answering(200, "image/png", b"\x89PNG")
     media_cache.do_cache_output(output, session)
     assert output.cached_name == "" and "could not be saved" in output.error
+
+
+def test_a_result_the_disk_has_no_room_for_is_refused_before_reading(output, settings):
+    settings.RIVYA_MEDIA_MIN_FREE_MB = 0
+    settings.RIVYA_MEDIA_MAX_MB = 10**9
+    media_cache.cache_dir().mkdir(parents=True)
+    free = shutil.disk_usage(media_cache.cache_dir()).free
+    session, _adapter = session_answering(200, "image/png", b"\x89PNG", length=str(free + 1))
+    media_cache.do_cache_output(output, session)
+    assert output.cached_name == "" and "disk is nearly full" in output.error
+    assert list(media_cache.cache_dir().iterdir()) == []

@@ -39,7 +39,8 @@ def _visible_job(request: HttpRequest, pk: int) -> Generation:
 def history_page(request: HttpRequest) -> HttpResponse:
     visible = visibility.visible_generations(request.user)
     filters = history.HistoryFilterForm(visible, request.GET or None)
-    page = Paginator(filters.apply(visible), history.PAGE_SIZE).get_page(request.GET.get("page"))
+    jobs = history.with_uncached_flag(filters.apply(visible))
+    page = Paginator(jobs, history.PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "filters": filters,
         "page": page,
@@ -101,7 +102,8 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.VIEWER)
 @require_GET
 def job_row(request: HttpRequest, pk: int) -> HttpResponse:
-    context = {"job": _visible_job(request, pk)}
+    visible = history.with_uncached_flag(visibility.visible_generations(request.user))
+    context = {"job": get_object_or_404(visible, pk=pk)}
     return render(request, "console/history.html#job-row", context)
 
 
