@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -44,6 +45,9 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name
 # Files a console writes into a data directory the moment it starts, before anything is restored.
 STARTUP_FILES = {SECRET_KEY_FILE}
 SCRYPT_N = 2**15
+NEWER_ARCHIVE_HINT = (
+    " The backup was written by a newer pg_dump: install that release's PostgreSQL client tools."
+)
 
 
 class BackupError(Exception):
@@ -87,33 +91,81 @@ def copy_database(target: Path) -> Path:
             connection.connection.backup(copy)
         return destination
     destination = target / PG_FILE
-    run_pg(["pg_dump", "--format=custom", "--no-owner", f"--file={destination}"])
+    run_pg(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={destination}"])
     return destination
 
 
-def pg_environment() -> dict[str, str]:
-    database = settings.DATABASES["default"]
-    env = {**os.environ, "PGDATABASE": database["NAME"], "PGUSER": database.get("USER") or ""}
-    for key, name in (("HOST", "PGHOST"), ("PORT", "PGPORT"), ("PASSWORD", "PGPASSWORD")):
-        if database.get(key):
-            env[name] = str(database[key])
-    return env
+# Connection options of DATABASE_URL that pg_dump and pg_restore read from the environment.
+LIBPQ_OPTIONS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+}
+
+
+def pg_environment(database: dict) -> dict[str, str]:
+    """A Django database setting for libpq's tools, without putting the password in argv."""
+    given = {
+        "PGDATABASE": database["NAME"],
+        "PGUSER": database.get("USER"),
+        "PGHOST": database.get("HOST"),
+        "PGPORT": database.get("PORT"),
+        "PGPASSWORD": database.get("PASSWORD"),
+    }
+    for option, name in LIBPQ_OPTIONS.items():
+        given[name] = database.get("OPTIONS", {}).get(option)
+    return {**os.environ, **{name: str(value) for name, value in given.items() if value}}
+
+
+def client_major_version(tool: str) -> int:
+    """The major version of a PostgreSQL client tool: `pg_dump (PostgreSQL) 15.20 (Debian …)`."""
+    # The tool is pg_dump or pg_restore, found on PATH; no argument comes from input.
+    done = subprocess.run(  # noqa: S603
+        [tool, "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"\)\s*(\d+)", done.stdout)
+    if done.returncode != 0 or found is None:
+        raise BackupError(f"{tool} --version gave no version; is it PostgreSQL's {tool}?")
+    return int(found.group(1))
+
+
+def check_client(tool: str) -> None:
+    """Refuse, before anything is written, when the tool is missing or cannot serve the server."""
+    if shutil.which(tool) is None:
+        raise BackupError(f"{tool} is not installed; install PostgreSQL's client tools.")
+    client = client_major_version(tool)
+    server = connection.pg_version // 10000
+    # pg_dump refuses a server newer than itself; say which tools to install instead.
+    if tool == "pg_dump" and client < server:
+        raise BackupError(
+            f"pg_dump is from PostgreSQL {client} but the server runs PostgreSQL {server}; "
+            f"install the client tools of PostgreSQL {server} or newer "
+            f"(Debian: postgresql-client-{server})."
+        )
 
 
 def run_pg(command: list[str]) -> None:
-    if shutil.which(command[0]) is None:
-        raise BackupError(f"{command[0]} is not installed; install PostgreSQL's client tools.")
+    """Run pg_dump or pg_restore, once check_client has passed, on the console's database."""
     # The command is pg_dump or pg_restore with arguments built here, never from input.
     done = subprocess.run(  # noqa: S603
-        command, env=pg_environment(), capture_output=True, text=True, check=False
+        command,
+        env=pg_environment(settings.DATABASES["default"]),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
-        raise BackupError(f"{command[0]} failed: {done.stderr.strip()[:500]}")
+        hint = NEWER_ARCHIVE_HINT if "unsupported version" in done.stderr else ""
+        raise BackupError(f"{command[0]} failed: {done.stderr.strip()[:500]}{hint}")
 
 
 def do_backup(target: Path, *, passphrase: str | None = None) -> Summary:
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; name a new directory for the backup.")
+    if not is_sqlite():
+        check_client("pg_dump")
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     rows = row_counts()
     copy_database(target)
@@ -195,8 +247,13 @@ def do_restore(source: Path, *, passphrase: str | None = None) -> dict:
     if data_dir_in_use(data_dir):
         raise BackupError(f"{data_dir} already holds a console; restore into a new directory.")
     secrets = open_secrets(source / SECRETS, passphrase) if manifest["secrets"] else None
-    if not is_sqlite() and postgres_in_use():
-        raise BackupError("The PostgreSQL database already has tables; restore into an empty one.")
+    if not is_sqlite():
+        check_client("pg_restore")
+        if postgres_in_use():
+            raise BackupError(
+                f"The PostgreSQL database {pg_dbname()} already has tables; create an empty "
+                f"database and point DATABASE_URL at it."
+            )
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if is_sqlite():
         connection.close()
@@ -206,7 +263,9 @@ def do_restore(source: Path, *, passphrase: str | None = None) -> dict:
             [
                 "pg_restore",
                 "--no-owner",
-                "--exit-on-error",
+                "--no-privileges",
+                # All or nothing: a failed restore leaves the database empty for another try.
+                "--single-transaction",
                 "--dbname",
                 pg_dbname(),
                 str(source / PG_FILE),
