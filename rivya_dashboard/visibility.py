@@ -84,6 +84,14 @@ def by_member_or_key(
     return records.filter(shown)
 
 
+def own_records(records: QuerySet, member: User, member_field: str) -> QuerySet:
+    """The records a member made themselves, which only they may continue (a chat, say); every
+    role that has records of its own sees them, so no grant needs reading."""
+    if not sight_of(member).own:
+        return records.none()
+    return records.filter(**{member_field: member})
+
+
 def visible_generations(member: User) -> QuerySet[Generation]:
     return by_member_or_key(Generation.objects.all(), member, "member", "key")
 
@@ -102,6 +110,14 @@ def visible_chat_sessions(member: User) -> QuerySet[ChatSession]:
 
 def visible_chat_turns(member: User) -> QuerySet[ChatTurn]:
     return ChatTurn.objects.filter(session__in=visible_chat_sessions(member))
+
+
+def own_chat_sessions(member: User) -> QuerySet[ChatSession]:
+    return own_records(ChatSession.objects.all(), member, "created_by")
+
+
+def own_chat_turns(member: User) -> QuerySet[ChatTurn]:
+    return own_records(ChatTurn.objects.all(), member, "created_by")
 
 
 def visible_ledger_rows(member: User) -> QuerySet[LedgerEntry]:

@@ -39,7 +39,10 @@ class SetupRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(SETUP_EXEMPT_PREFIXES) and not setup_done():
+        if request.path.startswith(SETUP_EXEMPT_PREFIXES):
+            return self.get_response(request)
+        # A signed-in member is proof enough that setup is over, and asks no query of its own.
+        if not (request.user.is_authenticated or setup_done()):
             return redirect("setup")
         return self.get_response(request)
 

@@ -97,6 +97,10 @@ class ChatTurn(models.Model):
     # The reader refreshes this while it runs; a stale value means its process went away.
     alive_at = models.DateTimeField(default=timezone.now)
 
+    # Set on a turn its send request has just saved: it has no events yet, so rendering it (while
+    # its reader waits for the first words) asks no query.
+    is_new = False
+
     class Meta:
         ordering = ["pk"]
 
@@ -111,6 +115,8 @@ class ChatTurn(models.Model):
         """What has arrived so far, read in one query so the text and the resume point agree."""
         if self.is_finished:
             return Progress(self.reply, self.thinking, 0)
+        if self.is_new:
+            return Progress("", "", 0)
         reply, thinking, last = [], [], 0
         for kind, text, seq in self.events.values_list("kind", "text", "seq"):
             if kind == ChatEvent.Kind.DELTA:

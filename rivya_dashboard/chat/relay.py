@@ -33,6 +33,8 @@ ALIVE_SECONDS = 5.0
 STALE_SECONDS = 30.0
 HEARTBEAT_SECONDS = 10.0
 TAIL_POLL_SECONDS = 0.02
+# The longest a finished reply's stream waits for its end to be saved (one saver tick, normally).
+SAVE_WAIT_SECONDS = 5.0
 STALE_CHECK_SECONDS = 2.0
 ABANDONED_MESSAGE = _(
     "The console restarted while this reply was streaming. The text so far is kept; "
@@ -59,6 +61,8 @@ class LiveTurn:
         self.calling = threading.Event()
         self.started = threading.Event()
         self.stop = threading.Event()
+        # Set once the end is in the database, where other processes and reloaded pages read it.
+        self.saved = threading.Event()
         self.upstream: outbound.Response | None = None
         self._changed = threading.Condition()
         self._frames: list[Frame] = []
@@ -66,6 +70,7 @@ class LiveTurn:
         self._lock = threading.Lock()
         self._unsaved: list[Frame] = []
         self._fields: dict = {}
+        self._known: dict = {}
         self._closing: Frame | None = None
         self._saved_alive = time.monotonic()
 
@@ -73,6 +78,7 @@ class LiveTurn:
         with self._lock:
             self._unsaved.append(frame)
             self._fields.update(fields)
+            self._known.update(fields)
         with self._changed:
             self._frames.append(frame)
             self._changed.notify_all()
@@ -80,19 +86,36 @@ class LiveTurn:
     def update(self, **fields: object) -> None:
         with self._lock:
             self._fields.update(fields)
+            self._known.update(fields)
 
     def close_with(self, frame: Frame, **fields: object) -> None:
-        """The terminal frame is shown only after it is saved, so its page render is final."""
+        """The end reaches this process's streams at once, with the turn's final fields to show
+        it from (`known`); the saver writes it down right after and then sets `saved`."""
         with self._lock:
             self._closing = frame
             self._fields.update(fields)
+            self._known.update(fields)
         self.calling.set()
         self.started.set()
         LIVE.wake.set()
+        with self._changed:
+            self._frames.append(frame)
+            self._finished = True
+            self._changed.notify_all()
 
     @property
     def is_closing(self) -> bool:
         return self._closing is not None
+
+    def wait_closing(self, timeout: float) -> bool:
+        """Wait until the reply has ended in this process (saved or not)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._finished, timeout)
+
+    def known(self) -> dict:
+        """Every field the reader has set on the turn so far, saved or not."""
+        with self._lock:
+            return dict(self._known)
 
     def take(self, now: float) -> tuple[list[Frame], dict, Frame | None]:
         with self._lock:
@@ -107,16 +130,6 @@ class LiveTurn:
         with self._lock:
             self._unsaved = frames + self._unsaved
             self._fields = {**fields, **self._fields}
-
-    def announce_end(self, frame: Frame) -> None:
-        with self._changed:
-            self._frames.append(frame)
-            self._finished = True
-            self._changed.notify_all()
-
-    def wait_end(self, timeout: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self._finished, timeout)
 
     def frames_after(self, seq: int, timeout: float) -> list[Frame]:
         # Sequence numbers start at 1 with no gaps, so frame n sits at index n - 1.
@@ -231,7 +244,7 @@ def save(turns: list[LiveTurn]) -> None:
     for live, _, _, closing in batches:
         if closing is not None:
             LIVE.remove(live.turn_id)
-            live.announce_end(closing)
+            live.saved.set()
 
 
 def cut_stopped(turns: list[LiveTurn]) -> None:
@@ -242,6 +255,14 @@ def cut_stopped(turns: list[LiveTurn]) -> None:
     stopped = ChatTurn.objects.filter(pk__in=waiting, stop_requested_at__isnull=False)
     for turn_id in stopped.values_list("pk", flat=True):
         waiting[turn_id].cut()
+
+
+def wait_saved(turn_id: int) -> None:
+    """Streams end only once their turn's end is saved: what the page does next (a reload, the
+    next message) reads the database."""
+    live = LIVE.get(turn_id)
+    if live is not None:
+        live.saved.wait(SAVE_WAIT_SECONDS)
 
 
 def tail(turn_id: int, after: int) -> Iterator[Frame | None]:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from rivya_dashboard.accounts.models import User
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
 from rivya_dashboard.chat.reader import start_reading
-from rivya_dashboard.chat.relay import LIVE
+from rivya_dashboard.chat.relay import LIVE, SAVE_WAIT_SECONDS
 from rivya_dashboard.console.files import UploadTooLarge, do_upload
 from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.rivya.errors import RivyaError
@@ -81,6 +81,18 @@ def do_start_chat(
         raise
 
 
+def is_over(turn: ChatTurn) -> bool:
+    """Whether a turn has ended, counting an end this process is saving at this moment (its
+    stream has shown the end already, so the next message may follow at once)."""
+    if turn.is_finished:
+        return True
+    live = LIVE.get(turn.pk)
+    if live is not None:
+        return live.is_closing and live.saved.wait(SAVE_WAIT_SECONDS)
+    turn.refresh_from_db(fields=["status"])
+    return turn.is_finished
+
+
 def do_send_turn(
     user: User, session: ChatSession, message: str, options: dict, idempotency_key: str
 ) -> ChatTurn:
@@ -91,7 +103,7 @@ def do_send_turn(
         # The key is a hidden field, unique across members; a reused one is never sent.
         raise TurnRefused(_("This form was already used; reload the page and send again."))
     last = session.last_turn()
-    if last is not None and not last.is_finished:
+    if last is not None and not is_over(last):
         raise TurnRefused(_("Wait for the reply to finish, or stop it, before sending another."))
     if session.api_key is None:
         raise TurnRefused(_("The key of this chat was deleted. Start a new chat with another key."))
@@ -120,6 +132,7 @@ def do_send_turn(
             ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except GrantRefused as refused:
         raise TurnRefused(str(refused)) from refused
+    turn.is_new = True
     live = start_reading(turn, reserve, entry)
     # Let the reader reach Rivya before this thread renders the page: both need the GIL, and
     # the upstream call is what the first word waits for.
@@ -135,7 +148,7 @@ def do_await_start(turn: ChatTurn) -> None:
     if live is not None:
         live.started.wait(START_WAIT_SECONDS)
         if live.is_closing:
-            live.wait_end(START_WAIT_SECONDS)
+            live.saved.wait(START_WAIT_SECONDS)
     turn.refresh_from_db()
     if turn.status != ChatTurn.Status.REJECTED:
         return

@@ -17,7 +17,7 @@ from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
 from rivya_dashboard.chat.forms import NewChatForm, TurnForm, chat_models
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
-from rivya_dashboard.chat.relay import Frame, tail
+from rivya_dashboard.chat.relay import LIVE, Frame, tail, wait_saved
 from rivya_dashboard.chat.turns import (
     TurnRefused,
     do_attach,
@@ -41,9 +41,9 @@ def seen_session(request: HttpRequest, pk: int) -> ChatSession:
 
 
 def own_session(request: HttpRequest, pk: int) -> ChatSession:
-    """A chat the member may continue: one they see and started themselves."""
-    sessions = visibility.visible_chat_sessions(request.user).select_related("api_key")
-    return get_object_or_404(sessions, pk=pk, created_by=request.user)
+    """A chat the member may continue: one they started themselves."""
+    sessions = visibility.own_chat_sessions(request.user).select_related("api_key")
+    return get_object_or_404(sessions, pk=pk)
 
 
 def seen_turn(request: HttpRequest, pk: int) -> ChatTurn:
@@ -52,8 +52,8 @@ def seen_turn(request: HttpRequest, pk: int) -> ChatTurn:
 
 
 def own_turn(request: HttpRequest, pk: int) -> ChatTurn:
-    turns = visibility.visible_chat_turns(request.user).select_related("session__api_key")
-    return get_object_or_404(turns, pk=pk, created_by=request.user)
+    turns = visibility.own_chat_turns(request.user).select_related("session__api_key")
+    return get_object_or_404(turns, pk=pk)
 
 
 def may_write(request: HttpRequest, session: ChatSession | None) -> bool:
@@ -222,10 +222,18 @@ def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
             payload.update(terminal_payload(request, turn, frame))
         data = json.dumps(payload, ensure_ascii=False)
         yield f"id: {frame.seq}\nevent: {frame.kind}\ndata: {data}\n\n".encode()
+    wait_saved(turn.pk)
 
 
 def terminal_payload(request: HttpRequest, turn: ChatTurn, frame: Frame) -> dict:
-    turn.refresh_from_db()
+    """The finished turn as the page shows it. A reply read in this process is shown from the
+    reader's own fields the moment it ends; its saving follows within a saver tick."""
+    live = LIVE.get(turn.pk)
+    if live is None:
+        turn.refresh_from_db()
+    else:
+        for name, value in live.known().items():
+            setattr(turn, name, value)
     if turn.status == ChatTurn.Status.REJECTED:
         return {"rejected": True, "request_id": turn.request_id, "message": turn.message}
     context = {"turn": turn, "session": turn.session, "is_last": True}

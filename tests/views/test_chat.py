@@ -742,3 +742,82 @@ def test_the_send_request_writes_the_ledger_row_so_the_reader_calls_rivya_at_onc
     assert entry.pk == LedgerEntry.objects.get(operation="chat.stream").pk
     assert (entry.idempotency_key, entry.credits_reserved, reserve) == (turn.idempotency_key, 3, 3)
     assert entry.member == turn.created_by and entry.key == chat_ready
+
+
+@pytest.fixture
+def held_end(monkeypatch) -> Iterator[threading.Event]:
+    """The saver writes every event as usual but holds a reply's end until the test lets go."""
+    release = threading.Event()
+    real = relay.save
+
+    def save(turns: list) -> None:
+        if any(live.is_closing for live in turns):
+            release.wait(10)
+        real(turns)
+
+    monkeypatch.setattr(relay, "save", save)
+    yield release
+    release.set()
+
+
+def test_the_end_reaches_the_stream_before_it_is_saved_and_the_stream_waits_for_it(
+    clients, chat_ready, held_end
+):
+    """Time to the last event is not the saver's: the end is shown from the reader's own fields,
+    and the response closes only once it is in the database, where a reload looks."""
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    turn = ChatTurn.objects.get()
+    chunks = iter(client.get(reverse("chat-turn-stream", args=[turn.pk])).streaming_content)
+
+    body = ""
+    while "event: done" not in body:
+        body += next(chunks).decode()
+    ended = json.loads(body.rsplit("data: ", 1)[1])
+    assert ChatTurn.objects.get(pk=turn.pk).status != ChatTurn.Status.DONE
+    assert 'data-status="done"' in ended["html"]
+    assert "This is the Rivya sandbox answering" in ended["html"]
+
+    held_end.set()
+    assert b"".join(chunks) == b""
+    assert ChatTurn.objects.get(pk=turn.pk).status == ChatTurn.Status.DONE
+
+
+def test_the_next_message_sent_while_the_last_end_is_being_saved_goes_through(
+    clients, chat_ready, held_end
+):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    turn = ChatTurn.objects.get()
+    live = relay.LIVE.get(turn.pk)
+    assert live is not None and live.wait_closing(10)
+    threading.Timer(0.3, held_end.set).start()
+
+    response = client.post(
+        reverse("chat-send", args=[turn.session_id]),
+        {"message": "And then?", "idempotency_key": "idem-next"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200, response.content.decode()
+    assert ChatTurn.objects.filter(session=turn.session, message="And then?").exists()
+
+
+def test_sending_a_message_asks_the_database_only_what_it_needs(
+    clients, chat_ready, django_assert_max_num_queries
+):
+    """Every query before the upstream call delays the first word: the session and member,
+    the chat, its model and price, the idempotency and last-turn checks, and one transaction
+    for the grant and the writes."""
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    wait_for_quiet()
+    session = ChatSession.objects.get()
+
+    with django_assert_max_num_queries(15):
+        response = client.post(
+            reverse("chat-send", args=[session.pk]),
+            {"message": "Once more", "idempotency_key": "idem-count"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200
