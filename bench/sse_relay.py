@@ -7,7 +7,9 @@ upstream stream never competes with the console for the same threads or SQLite's
 
 1. For 1, 3 and 5 concurrent streams, `--rounds` times each, interleaved: the same turn read
    straight from the sandbox (POST /chat/completions/stream) with the same key, and through the
-   console as a browser does it (POST the turn, GET its event stream). Added time to first token
+   console as a browser does it (POST the turn, GET its event stream). Each slot's direct turns
+   continue one Rivya chat session, as its console chat does, so both carry the same history
+   upstream (the sandbox reads a session's messages for every turn). Added time to first token
    = console - direct, at the median and p95; added total stream time likewise, with the ratio
    console / direct. Targets: ≤ 10 ms p50, ≤ 25 ms p95, ≤ 15 ms total (p50). Where the time goes
    is printed under each level: the send request (round trip, and the server's own time from its
@@ -109,6 +111,7 @@ class Reading:
     send_server: float = 0.0  # the send request's time inside Django (Server-Timing app)
     opened: float = 0.0  # GET of the event stream to its first byte
     reader_ttft: float = 0.0  # the console's reader: started to first words (its own clock)
+    session_id: str = ""  # the Rivya chat session the turn was in (direct streams)
 
 
 def manage(*args: str, env: dict, root: Path = ROOT) -> str:
@@ -205,10 +208,13 @@ def read(response: requests.Response, started: float, final: set[str]) -> Readin
     ttft = first_byte = previous = reader_ttft = 0.0
     max_gap = 0.0
     finished = False
+    session_id = ""
     for at, name, data in events(response, started):
         if name == "":
             first_byte = previous = at
             continue
+        if name == "session":
+            session_id = json.loads(data).get("session_id", "")
         max_gap = max(max_gap, at - previous)
         previous = at
         if name == "delta" and not ttft:
@@ -220,14 +226,36 @@ def read(response: requests.Response, started: float, final: set[str]) -> Readin
             reader_ttft = float(found.group(1)) if found else 0.0
             break
     response.close()
-    return Reading(ttft, previous, first_byte, max_gap, finished, reader_ttft=reader_ttft)
+    reading = Reading(ttft, previous, first_byte, max_gap, finished, reader_ttft=reader_ttft)
+    reading.session_id = session_id
+    return reading
 
 
-def direct(http: requests.Session, api: str, raw: str) -> Reading:
+class Direct:
+    """One slot's straight line to the sandbox. Like the console's chat in the same slot, it
+    continues one Rivya chat session, so both turns carry the same history upstream and the
+    difference between them is the relay's alone."""
+
+    def __init__(self, api: str, raw: str) -> None:
+        self.api = api
+        self.raw = raw
+        self.http = requests.Session()
+        self.session_id = ""
+
+    def turn(self) -> Reading:
+        reading = direct(self.http, self.api, self.raw, self.session_id)
+        self.session_id = reading.session_id or self.session_id
+        return reading
+
+
+def direct(http: requests.Session, api: str, raw: str, session_id: str = "") -> Reading:
     started = time.perf_counter()
+    body = {"model": MODEL, "message": "Write a concise launch plan"}
+    if session_id:
+        body["session_id"] = session_id
     response = http.post(
         api + "/chat/completions/stream",
-        json={"model": MODEL, "message": "Write a concise launch plan"},
+        json=body,
         headers={"Authorization": f"Bearer {raw}", "Idempotency-Key": str(uuid.uuid4())},
         stream=True,
         timeout=TIMEOUT,
@@ -315,9 +343,10 @@ class Chats:
 def added_latency(consoles: list[Chats], api: str, raw: str, rounds: int) -> bool:
     """Interleaved: each round reads the direct streams, then each console's (the current one
     and, with --before, the earlier one), in turn, so all see the same load on the machine."""
-    upstream = [requests.Session() for _ in range(max(LEVELS))]
+    upstream = [Direct(api, raw) for _ in range(max(LEVELS))]
     for slot in range(max(LEVELS)):  # warm every path: pooled connections, imports, caches
-        direct(upstream[slot], api, raw)
+        upstream[slot].turn()  # the console's chat began with a turn of its own (new_chat)
+        upstream[slot].turn()
         for console in consoles:
             console.turn(slot)
     ok = True
@@ -325,7 +354,7 @@ def added_latency(consoles: list[Chats], api: str, raw: str, rounds: int) -> boo
         straight: list[Reading] = []
         relayed: list[list[Reading]] = [[] for _ in consoles]
         for round_number in range(rounds):
-            straight += at_once(level, lambda slot: direct(upstream[slot], api, raw))
+            straight += at_once(level, lambda slot: upstream[slot].turn())
             order = list(range(len(consoles)))
             for index in order[round_number % len(order) :] + order[: round_number % len(order)]:
                 relayed[index] += at_once(level, consoles[index].turn)
