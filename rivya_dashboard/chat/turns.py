@@ -129,7 +129,6 @@ def do_send_turn(
                 idempotency_key=idempotency_key,
                 **options,
             )
-            ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except GrantRefused as refused:
         raise TurnRefused(str(refused)) from refused
     turn.is_new = True
@@ -137,6 +136,8 @@ def do_send_turn(
     # Let the reader reach Rivya before this thread renders the page: both need the GIL, and
     # the upstream call is what the first word waits for.
     live.calling.wait(CALL_WAIT_SECONDS)
+    # The chat moves to the top of the list; nothing the call needs, so it waits until now.
+    ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     return turn
 
 

@@ -821,3 +821,24 @@ def test_sending_a_message_asks_the_database_only_what_it_needs(
             HTTP_HX_REQUEST="true",
         )
     assert response.status_code == 200
+
+
+def test_sending_a_message_moves_the_chat_to_the_top_of_the_list(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
+    wait_for_quiet()
+    older = ChatSession.objects.get()
+    data = {"key": chat_ready.pk, "model": MODEL, "message": "Another topic"}
+    client.post(reverse("chat-new"), {**data, "idempotency_key": "idem-b"}, HTTP_HX_REQUEST="true")
+    wait_for_quiet()
+    assert ChatSession.objects.first() != older
+
+    client.post(
+        reverse("chat-send", args=[older.pk]),
+        {"message": "Back to this one", "idempotency_key": "idem-back"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert ChatSession.objects.first() == older
+    page = client.get(reverse("chat")).content.decode()
+    assert page.index(f'href="/chat/{older.pk}/"') < page.index("Another topic")
