@@ -114,7 +114,15 @@ TEMPLATES = [
 SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
 DATABASE_URL = env_secret("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # A kept connection that a server restart or the network cut is checked before its first
+    # use in a request and replaced, instead of failing that request.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A server that does not answer fails the request (the 503 page) instead of hanging it;
+        # `?connect_timeout=` in DATABASE_URL wins.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 else:
     DATABASES = {
         "default": {
@@ -126,7 +134,7 @@ else:
             "OPTIONS": {
                 "init_command": SQLITE_INIT,
                 "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("RIVYA_SQLITE_TIMEOUT", 20, minimum=5),
+                "timeout": env_int("RIVYA_SQLITE_TIMEOUT", 20, minimum=1),
             },
         }
     }

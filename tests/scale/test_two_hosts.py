@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,7 +29,20 @@ import requests
 
 from rivya_dashboard.rivya import signing
 from tests.conftest import PASSWORD, subprocess_env
-from tests.unit.test_serve import ROOT, free_port
+from tests.served import (
+    ROOT,
+    database_url,
+    descendants,
+    free_port,
+    make_member,
+    own_postgres_database,
+    post_confirmed,
+    run_manage,
+    shared_key,
+    sign_in,
+    submit_generation,
+    wait_for,
+)
 
 POSTGRES = os.environ.get("DATABASE_URL", "")
 pytestmark = pytest.mark.skipif(
@@ -48,17 +60,7 @@ class Cluster:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
+        return run_manage(self.env, *args)
 
     def start(self, name: str, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(
@@ -86,7 +88,7 @@ class Cluster:
         raise AssertionError(f"host {name} did not start")
 
     def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg.connect(database_url(self.database)) as connection:
+        with psycopg.connect(database_url(POSTGRES, self.database)) as connection:
             return connection.execute(sql, params).fetchall()
 
     def stop_all(self) -> None:
@@ -100,89 +102,38 @@ class Cluster:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def database_url(name: str) -> str:
-    parts = urlsplit(POSTGRES)
-    return parts._replace(path="/" + name).geturl()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    name = "rivya_hosts_" + secrets.token_hex(4)
-    with psycopg.connect(POSTGRES, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    data_dir = tmp_path_factory.mktemp("shared-data")
     ports = {"A": free_port(), "B": free_port()}
-    env = subprocess_env(
-        # Host A stands for the address a proxy would give both: its sandbox is the console's own.
-        RIVYA_PUBLIC_URL=f"http://127.0.0.1:{ports['A']}",
-        DATABASE_URL=database_url(name),
-        RIVYA_DATA_DIR=str(data_dir),
-        SECRET_KEY=secrets.token_urlsafe(48),
-        RIVYA_KEYRING="k0a1b2c3d:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        RIVYA_MFA_REQUIRED="0",
-        RIVYA_DEBUG="0",
-        RIVYA_LOG_LEVEL="WARNING",
-        RIVYA_POLL_SPEED="10",
-        # The flood below is the test's own sender: the per-inbox limits are not what it measures.
-        RIVYA_INBOX_RATE_PER_MINUTE="1000000",
-        RIVYA_INBOX_MAX_REQUESTS="1000000",
-    )
-    cluster = Cluster(env, database=name)
-    cluster.manage("migrate", "--verbosity=0")
-    cluster.manage("collectstatic", "--noinput", "--verbosity=0")
-    try:
-        cluster.start_host("A", ports["A"])
-        cluster.start_host("B", ports["B"])
-        for worker in ("w1", "w2"):
-            cluster.start(
-                worker, "db_worker", "--no-reload", "--worker-id", worker, "--interval", "0.2"
-            )
-        yield cluster
-    finally:
-        cluster.stop_all()
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def sign_in(host: str, username: str) -> requests.Session:
-    session = requests.Session()
-    session.get(host + "/accounts/login/")
-    answer = session.post(
-        host + "/accounts/login/",
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-        },
-        headers={"Referer": host + "/accounts/login/"},
-    )
-    assert answer.status_code == 200 and "/accounts/login/" not in answer.url, answer.url
-    return session
-
-
-def post_confirmed(
-    session: requests.Session, host: str, path: str, data: dict
-) -> requests.Response:
-    """POST a form; when the action is a sensitive one, confirm the password as a person would."""
-    csrf = {"csrfmiddlewaretoken": session.cookies["csrftoken"]}
-    referer = {"Referer": host + path}
-    answer = session.post(host + path, data={**data, **csrf}, headers=referer)
-    if 'name="_reauth_password"' not in answer.text:
-        return answer
-    action = re.search(r'<form method="post" action="([^"]+)"', answer.text).group(1)
-    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', answer.text))
-    hidden.update({**csrf, "_reauth_password": PASSWORD})
-    return session.post(host + action, data=hidden, headers=referer)
-
-
-def make_member(cluster: Cluster, username: str, role: str) -> None:
-    cluster.manage(
-        "shell",
-        "-c",
-        "from rivya_dashboard.accounts.models import User; "
-        f"User.objects.create_user({username!r}, {username + '@example.test'!r}, "
-        f"{PASSWORD!r}, role={role!r})",
-    )
+    with own_postgres_database(POSTGRES, "rivya_hosts_") as name:
+        env = subprocess_env(
+            # Host A stands for the address a proxy would give both: its sandbox is the console's.
+            RIVYA_PUBLIC_URL=f"http://127.0.0.1:{ports['A']}",
+            DATABASE_URL=database_url(POSTGRES, name),
+            RIVYA_DATA_DIR=str(tmp_path_factory.mktemp("shared-data")),
+            SECRET_KEY=secrets.token_urlsafe(48),
+            RIVYA_KEYRING="k0a1b2c3d:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            RIVYA_MFA_REQUIRED="0",
+            RIVYA_DEBUG="0",
+            RIVYA_LOG_LEVEL="WARNING",
+            RIVYA_POLL_SPEED="10",
+            # The flood below is the test's own sender: the per-inbox limits are not measured.
+            RIVYA_INBOX_RATE_PER_MINUTE="1000000",
+            RIVYA_INBOX_MAX_REQUESTS="1000000",
+        )
+        cluster = Cluster(env, database=name)
+        cluster.manage("migrate", "--verbosity=0")
+        cluster.manage("collectstatic", "--noinput", "--verbosity=0")
+        try:
+            cluster.start_host("A", ports["A"])
+            cluster.start_host("B", ports["B"])
+            for worker in ("w1", "w2"):
+                cluster.start(
+                    worker, "db_worker", "--no-reload", "--worker-id", worker, "--interval", "0.2"
+                )
+            yield cluster
+        finally:
+            cluster.stop_all()
 
 
 def test_a_member_signed_in_on_a_is_signed_in_on_b(cluster):
@@ -339,76 +290,6 @@ def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
     assert set(stored.values()) == {1}
 
 
-SKIPPED = ("checkbox", "radio", "file", "submit")
-
-
-class FormFields(HTMLParser):
-    """The fields a browser would send from the form marked data-generate-form."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inside = False
-        self.fields: dict[str, str] = {}
-        self.select: str | None = None
-        self.action = ""
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        attributes = dict(attrs)
-        if tag == "form" and "data-generate-form" in attributes:
-            self.inside, self.action = True, attributes["action"]
-        if not self.inside:
-            return
-        if tag == "option" and self.select:
-            # The selected option, else the first one, as a browser sends.
-            if "selected" in attributes or self.select not in self.fields:
-                self.fields[self.select] = attributes.get("value", "")
-        elif tag == "select" and "name" in attributes:
-            self.select = attributes["name"]
-        elif tag == "input" and "name" in attributes and attributes.get("type", "") not in SKIPPED:
-            self.fields[attributes["name"]] = attributes.get("value") or ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "select":
-            self.select = None
-        if tag == "form":
-            self.inside = False
-
-
-SETUP_KEY = """
-from rivya_dashboard.console.models_catalog import do_store_catalogue
-from rivya_dashboard.sandbox.faults import set_global_faults
-from rivya_dashboard.sandbox.keys import issue_key
-from rivya_dashboard.sandbox.models import SandboxSettings
-from rivya_dashboard.vault.models import ApiKey
-from django.conf import settings
-SandboxSettings.load(); SandboxSettings.objects.update(clock_speed=5)
-key = ApiKey.objects.filter(label="Shared sandbox").first()
-if key is None:
-    key = ApiKey.objects.create(label="Shared sandbox", environment="sandbox",
-        base_url=settings.RIVYA_PUBLIC_URL + "/sandbox/api/v1")
-    key.store_secret(issue_key(credits=100000)); key.save(update_fields=["secret", "last4"])
-    do_store_catalogue(key.client().list_models())
-set_global_faults(FAULTS)
-print(key.pk)
-"""
-
-
-def descendants(pid: int) -> list[int]:
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, queue = [], [pid]
-    while queue:
-        children = parents.get(queue.pop(), [])
-        found += children
-        queue += children
-    return found
-
-
 def kill_tree(pid: int) -> None:
     """A host lost at once, as in a power cut: no process of it gets to finish anything (serve's
     children would otherwise stop gracefully when serve dies)."""
@@ -417,32 +298,11 @@ def kill_tree(pid: int) -> None:
             os.kill(process, signal.SIGKILL)
 
 
-def shared_key(cluster: Cluster, faults: str) -> str:
-    """The sandbox key every scenario shares (made once), with these sandbox faults set."""
-    out = cluster.manage("shell", "-c", SETUP_KEY.replace("FAULTS", faults))
-    return out.strip().splitlines()[-1]
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
-
-
 def test_a_worker_killed_mid_poll_leaves_the_job_to_the_other(cluster):
     make_member(cluster, "gus", "owner")
     key_id = shared_key(cluster, '{"latency": 4000}')
     owner = sign_in(cluster.hosts["A"], "gus")
-    page = owner.get(f"{cluster.hosts['A']}/generate/?model=z-image&key={key_id}")
-    form = FormFields()
-    form.feed(page.text)
-    form.fields["prompt"] = "A harbour at night"
-
-    submitted = post_confirmed(owner, cluster.hosts["A"], form.action, form.fields)
-    assert submitted.status_code == 200 and "/generations/" in submitted.url, submitted.url
+    submit_generation(owner, cluster.hosts["A"], key_id, "A harbour at night")
 
     running = (
         "SELECT worker_ids FROM django_tasks_database_dbtaskresult "

@@ -24,8 +24,8 @@ import pytest
 
 from rivya_dashboard.console.backup import pg_environment
 from tests.conftest import OWN_SQLITE_ONLY, subprocess_env
-from tests.scale.test_two_hosts import POSTGRES, database_url
-from tests.unit.test_serve import ROOT, free_port
+from tests.scale.test_two_hosts import POSTGRES
+from tests.served import ROOT, database_url, free_port
 
 RAW_KEY = "rvya_sk_" + "b" * 40
 PASSPHRASE = "correct horse battery staple"
@@ -120,7 +120,7 @@ class Console:
     def env(self, **overrides: str) -> dict[str, str]:
         own = {"RIVYA_DATA_DIR": str(self.data_dir), "RIVYA_DEBUG": "0"}
         if self.database:
-            own["DATABASE_URL"] = database_url(self.database)
+            own["DATABASE_URL"] = database_url(POSTGRES, self.database)
         return subprocess_env(**own, **overrides)
 
     def start(self) -> subprocess.Popen:
@@ -146,7 +146,7 @@ class Console:
     def holds_a_database(self) -> bool:
         if not self.database:
             return (self.data_dir / "rivya.sqlite3").exists()
-        with psycopg.connect(database_url(self.database)) as connection:
+        with psycopg.connect(database_url(POSTGRES, self.database)) as connection:
             tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
             return connection.execute(tables).fetchone()[0] > 0
 

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,18 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rivya_dashboard.console.supervise import STABLE_SECONDS, Child, Supervisor
 from tests.conftest import OWN_SQLITE_ONLY, subprocess_env
+from tests.served import ROOT, Served, free_port, get
 
 pytestmark = OWN_SQLITE_ONLY
-
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 25.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 METRICS_TOKEN = "serve-metrics-token"
 
@@ -52,11 +42,6 @@ def is_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
-
-
-def get(url: str) -> tuple[int, str, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, response.geturl(), response.read().decode()
 
 
 def test_a_crash_loop_backs_off_up_to_a_limit(caplog):
@@ -110,79 +95,10 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path, caplog):
     assert "stubborn did not stop in time; killing it" in caplog.text
 
 
-class Served:
-    """A running `serve` whose merged output is collected line by line."""
-
-    def __init__(self, port: int, data_dir: Path, *options: str) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "1", *options],
-            cwd=ROOT,
-            env=serve_env(data_dir),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(line.rstrip("\n"))
-                self.changed.notify_all()
-
-    def output(self) -> str:
-        with self.changed:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, *, count: int = 1, timeout: float = 10.0) -> list[str]:
-        """Wait until `pattern` has matched `count` lines; return the last match's groups."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                matches = [m for line in self.lines if (m := re.search(pattern, line))]
-                if len(matches) >= count:
-                    return list(matches[count - 1].groups())
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    raise AssertionError(f"{pattern!r} not seen; output:\n" + "\n".join(self.lines))
-                self.changed.wait(min(left, 0.2))
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def wait_healthy(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if get(self.url("/healthz"))[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert self.process.poll() is None, self.output()
-            time.sleep(0.1)
-        raise AssertionError("/healthz never answered 200; output:\n" + self.output())
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait()
-
-    def child_pids(self) -> set[int]:
-        pids = re.findall(r"started \(pid (\d+)\)|Booting worker with pid: (\d+)", self.output())
-        return {int(a or b) for a, b in pids}
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    server = Served(free_port(), tmp_path_factory.mktemp("serve") / "not-yet" / "data")
+    data_dir = tmp_path_factory.mktemp("serve") / "not-yet" / "data"
+    server = Served(free_port(), data_dir, serve_env(data_dir))
     try:
         server.wait_healthy()
         yield server
@@ -336,7 +252,7 @@ def assert_port_free(port: int) -> None:
 
 
 def test_a_web_only_serve_killed_outright_leaves_no_orphans_holding_the_port(served):
-    doomed = Served(free_port(), served.data_dir, "--no-worker")
+    doomed = Served(free_port(), served.data_dir, serve_env(served.data_dir), "--no-worker")
     try:
         doomed.wait_healthy()
         doomed.wait_for(r"Booting worker with pid")

@@ -1,9 +1,11 @@
 """/healthz, the nonce Content-Security-Policy, and `check --deploy` on production settings."""
 
+import contextlib
 import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -38,6 +40,36 @@ def test_healthz_answers_503_when_the_database_is_unreachable(client, db):
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
     assert "server closed" not in response.content.decode()
+
+
+@contextlib.contextmanager
+def held_by_another_connection() -> Iterator[None]:
+    """Another connection holds what the health check needs: SQLite's write lock (WAL lets
+    readers go on), or on PostgreSQL an exclusive lock on the table it reads."""
+    other = connection.get_new_connection(connection.get_connection_params())
+    try:
+        if connection.vendor == "sqlite":
+            other.execute("BEGIN IMMEDIATE")
+        else:
+            other.execute("LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE")
+        yield
+    finally:
+        other.rollback()
+        other.close()
+
+
+def test_healthz_answers_503_while_the_database_would_keep_it_waiting(client, file_backed_db):
+    with held_by_another_connection():
+        during = client.get("/healthz")
+
+    assert during.status_code == 503
+    assert client.get("/healthz").status_code == 200
+    if connection.vendor == "sqlite":
+        # Pages still wait for the lock as long as the console is configured to.
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            waits = cursor.fetchone()[0]
+        assert waits == connection.settings_dict["OPTIONS"]["timeout"] * 1000
 
 
 def test_healthz_needs_no_sign_in_even_before_setup(client, db):

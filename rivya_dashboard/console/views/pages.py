@@ -1,11 +1,14 @@
 """The dashboard home, the health check and the styled error pages."""
 
+import sys
+
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
+from rivya_dashboard import database_outage
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.console.credits import ensure_balance_refresh
@@ -31,14 +34,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError:
-        response = JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    else:
+    if database_outage.database_answers():
         response = JsonResponse({"status": "ok", "database": "ok"})
+    else:
+        response = JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
     # Nothing secret, but a proxy must ask again each time: a stored answer would hide an outage.
     response["Cache-Control"] = "public, no-cache"
     return response
@@ -53,4 +52,8 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return render(request, "500.html", status=500)
+    # Django calls this while handling the exception: a database outage gets its own page.
+    if database_outage.is_outage(sys.exception()):
+        return database_outage.unavailable_page(request)
+    # Without the request's context processors: they read the database, which may be the fault.
+    return HttpResponse(render_to_string("500.html"), status=500)
