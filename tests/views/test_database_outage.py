@@ -1,4 +1,4 @@
-"""The 503 page a request gets while the database does not answer (rivya_dashboard/database_outage.py).
+"""The 503 page a request gets while the database does not answer (database_outage.py).
 
 The outage is a connection that fails as a stopped server or a locked file makes it fail: from
 the first query the request makes, in a middleware (loading the session) before any view runs.
