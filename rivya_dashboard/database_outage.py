@@ -10,6 +10,8 @@ Other database errors (IntegrityError, ProgrammingError) are faults in the conso
 The page is rendered without the request's context processors, which read the database.
 """
 
+import logging
+
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -22,8 +24,11 @@ PROBE_SQL = "SELECT 1 FROM django_migrations LIMIT 1"
 RETRY_AFTER_SECONDS = 5
 
 
+OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+
 def is_outage(exc: BaseException | None) -> bool:
-    return isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, OUTAGE_ERRORS)
 
 
 def database_answers() -> bool:
@@ -40,7 +45,7 @@ def database_answers() -> bool:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL statement_timeout = {PROBE_MILLISECONDS}")
                 cursor.execute(PROBE_SQL)
-    except (OperationalError, InterfaceError):
+    except OUTAGE_ERRORS:
         return False
     return True
 
@@ -64,3 +69,18 @@ def unavailable_page(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(render_to_string(template, context), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+class OutageOneLine(logging.Filter):
+    """A request the 503 page answered is logged in one line that names the database's error,
+    without the traceback: during an outage every request fails the same way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if getattr(record, "status_code", None) == 503 and is_outage(error):
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            record.msg = f"{record.msg} (the database is not answering: %s)"
+            record.args = (*record.args, reason)
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 
 from django.http import HttpRequest, HttpResponse
 
+from rivya_dashboard import database_outage
+
 ID_ALPHABET = string.ascii_letters + string.digits
 logger = logging.getLogger("rivya.requests")
 
@@ -52,6 +54,16 @@ def view_name(request: HttpRequest) -> str:
     return match.view_name if match and match.view_name else ""
 
 
+def member_id(request: HttpRequest) -> int | None:
+    """The signed-in member's id; None when the database that would say is not answering (the
+    request already got the 503 page; failing again here would answer it twice)."""
+    user = getattr(request, "user", None)
+    try:
+        return user.pk if user is not None and user.is_authenticated else None
+    except database_outage.OUTAGE_ERRORS:
+        return None
+
+
 class RequestContextMiddleware:
     """Outermost: names the request, then logs one line for it with its duration."""
 
@@ -63,9 +75,7 @@ class RequestContextMiddleware:
         token = bind(Context(request_id=new_request_id()))
         try:
             response = self.get_response(request)
-            user = getattr(request, "user", None)
-            member_id = user.pk if user is not None and user.is_authenticated else None
-            bind(replace(current(), member_id=member_id, view=view_name(request)))
+            bind(replace(current(), member_id=member_id(request), view=view_name(request)))
             response.headers.setdefault("X-Request-Id", current().request_id)
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             logger.info(

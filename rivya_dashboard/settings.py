@@ -259,6 +259,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "rivya_dashboard.request_context.ContextFilter"},
         "forbidden_one_line": {"()": "rivya_dashboard.request_context.ForbiddenOneLine"},
+        "outage_one_line": {"()": "rivya_dashboard.database_outage.OutageOneLine"},
     },
     "formatters": {
         "text": {
@@ -274,7 +275,7 @@ LOGGING = {
             "filters": ["context"],
         }
     },
-    "loggers": {"django.request": {"filters": ["forbidden_one_line"]}},
+    "loggers": {"django.request": {"filters": ["forbidden_one_line", "outage_one_line"]}},
     "root": {"handlers": ["console"], "level": env_choice("RIVYA_LOG_LEVEL", "INFO", LOG_LEVELS)},
 }
 

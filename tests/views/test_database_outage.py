@@ -87,3 +87,19 @@ def test_a_fault_in_the_console_is_still_the_500_page(signed_in):
 
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.content.decode()
+
+
+def test_the_request_is_logged_once_in_one_line_that_names_the_outage(signed_in, caplog):
+    refused = OperationalError("connection to server failed: Connection refused\n\tIs it running?")
+    with failing_with(refused):
+        signed_in.get("/inbox/")
+
+    (logged,) = [record for record in caplog.records if record.name == "django.request"]
+    assert logged.getMessage() == (
+        "Service Unavailable: /inbox/ "
+        "(the database is not answering: connection to server failed: Connection refused)"
+    )
+    assert logged.exc_info is None
+    (access,) = [record for record in caplog.records if record.name == "rivya.requests"]
+    assert access.getMessage() == "GET 503 -"
+    assert access.request_id == logged.request_id != ""
