@@ -146,8 +146,8 @@ def test_settings_read_the_log_level_in_any_case_and_refuse_an_unknown_one(monke
 
 
 def test_settings_refuse_a_too_short_sqlite_timeout(monkeypatch, tmp_path):
-    with pytest.raises(ImproperlyConfigured, match="RIVYA_SQLITE_TIMEOUT must be at least 5"):
-        load_settings(monkeypatch, RIVYA_DATA_DIR=str(tmp_path), RIVYA_SQLITE_TIMEOUT="2")
+    with pytest.raises(ImproperlyConfigured, match="RIVYA_SQLITE_TIMEOUT must be at least 1"):
+        load_settings(monkeypatch, RIVYA_DATA_DIR=str(tmp_path), RIVYA_SQLITE_TIMEOUT="0")
 
 
 def test_database_url_switches_to_postgresql(monkeypatch, tmp_path):
@@ -160,6 +160,19 @@ def test_database_url_switches_to_postgresql(monkeypatch, tmp_path):
     database = loaded.DATABASES["default"]
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.internal", 5433, "rivya")
+    # A connection a restart cut is replaced, and a server that does not answer fails fast.
+    assert database["CONN_HEALTH_CHECKS"] is True
+    assert database["OPTIONS"]["connect_timeout"] == 5
+
+
+def test_database_url_may_set_its_own_connect_timeout(monkeypatch, tmp_path):
+    loaded = load_settings(
+        monkeypatch,
+        RIVYA_DATA_DIR=str(tmp_path),
+        DATABASE_URL="postgres://console@db.internal/rivya?connect_timeout=12",
+    )
+
+    assert loaded.DATABASES["default"]["OPTIONS"]["connect_timeout"] == 12
 
 
 # Runs in a fresh interpreter on SQLite whatever DATABASE_URL this test run uses, so the pragmas
