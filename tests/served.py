@@ -16,9 +16,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import psycopg
@@ -120,27 +120,30 @@ class Served:
         return {int(a or b) for a, b in pids}
 
 
-def run_manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
-class Manages(Protocol):
+@dataclass
+class ManagedConsole:
     """A console reached through its `manage.py`, with the environment its processes share."""
 
-    def manage(self, *args: str) -> str: ...
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.manage_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    def manage_env(self) -> dict[str, str]:
+        return self.env
 
 
-def make_member(console: Manages, username: str, role: str) -> None:
+def make_member(console: ManagedConsole, username: str, role: str) -> None:
     console.manage(
         "shell",
         "-c",
@@ -169,7 +172,7 @@ print(key.pk)
 """
 
 
-def shared_key(console: Manages, faults: str) -> str:
+def shared_key(console: ManagedConsole, faults: str) -> str:
     """The sandbox key every scenario shares (made once), with these sandbox faults set."""
     out = console.manage("shell", "-c", SETUP_KEY.replace("FAULTS", faults))
     return out.strip().splitlines()[-1]

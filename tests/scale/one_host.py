@@ -21,12 +21,12 @@ import psycopg
 
 from tests.conftest import subprocess_env
 from tests.served import (
+    ManagedConsole,
     Served,
     database_url,
     free_port,
     is_postgres,
     own_postgres_database,
-    run_manage,
 )
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -37,9 +37,8 @@ START_TIMEOUT = 120.0
 
 
 @dataclass
-class OneHost:
+class OneHost(ManagedConsole):
     served: Served
-    env: dict[str, str]
     # The database as the test reads it: a PostgreSQL URL, or the SQLite file.
     database: str
 
@@ -50,12 +49,10 @@ class OneHost:
     def url(self, path: str = "") -> str:
         return self.served.url(path)
 
-    def manage(self, *args: str) -> str:
-        return run_manage({**self.env, **self.direct()}, *args)
-
-    def direct(self) -> dict[str, str]:
-        """The environment that reaches the database without the console's route to it."""
-        return {"DATABASE_URL": self.database} if self.vendor == "postgresql" else {}
+    def manage_env(self) -> dict[str, str]:
+        """`manage.py` reaches the database directly, not by the console's route to it."""
+        direct = {"DATABASE_URL": self.database} if self.vendor == "postgresql" else {}
+        return {**self.env, **direct}
 
     def query(self, sql: str, *params: object) -> list[tuple]:
         """Rows of `sql` (placeholders written %s), read directly from the console's database."""
@@ -99,4 +96,4 @@ def one_host(data_dir: Path, *, database_port: int | None = None, **env: str) ->
         served = Served(port, data_dir, full_env)
         stack.callback(served.stop)
         served.wait_healthy(timeout=START_TIMEOUT)
-        yield OneHost(served, full_env, database)
+        yield OneHost(full_env, served, database)

@@ -31,13 +31,13 @@ from rivya_dashboard.rivya import signing
 from tests.conftest import PASSWORD, subprocess_env
 from tests.served import (
     ROOT,
+    ManagedConsole,
     database_url,
     descendants,
     free_port,
     make_member,
     own_postgres_database,
     post_confirmed,
-    run_manage,
     shared_key,
     sign_in,
     submit_generation,
@@ -53,14 +53,10 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"two-hosts-signing-secret-32bytes"
 
 
 @dataclass
-class Cluster:
-    env: dict[str, str]
+class Cluster(ManagedConsole):
     database: str
     hosts: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def manage(self, *args: str) -> str:
-        return run_manage(self.env, *args)
 
     def start(self, name: str, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(
