@@ -31,6 +31,12 @@ def is_outage(exc: BaseException | None) -> bool:
     return isinstance(exc, OUTAGE_ERRORS)
 
 
+def reason(error: BaseException) -> str:
+    """The first line of the database's error: what a log line names instead of a traceback."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def database_answers() -> bool:
     """Whether the database reads a table within PROBE_MILLISECONDS and would take a write.
 
@@ -78,9 +84,8 @@ class OutageOneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if getattr(record, "status_code", None) == 503 and is_outage(error):
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             record.msg = f"{record.msg} (the database is not answering: %s)"
-            record.args = (*record.args, reason)
+            record.args = (*record.args, reason(error))
             record.exc_info = None
             record.exc_text = None
         return True

@@ -3,7 +3,8 @@ in both passes of CI (its own SQLite, or its own PostgreSQL database).
 
 - The task worker killed mid-poll: serve restarts it, and the job finishes once.
 - The database unavailable for a few seconds: /healthz answers 503, pages say so, a form sent
-  meanwhile saves nothing, and the console recovers by itself.
+  meanwhile saves nothing, and the console recovers by itself: the task worker waits the outage
+  out (one line when it begins, one when it ends) instead of exiting, and runs the next job.
 
 How the database goes away:
 - SQLite: this test holds the file's write lock (BEGIN IMMEDIATE). In WAL mode nothing another
@@ -18,6 +19,7 @@ How the database goes away:
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -187,6 +190,18 @@ def pages_at_once(member: requests.Session, url: str, count: int = 16) -> list[i
         return list(pool.map(fetch, range(count)))
 
 
+def first_task_started_after(console: OneHost, moment: datetime) -> datetime:
+    """When the worker started its first task after `moment` (stored in UTC; naive on SQLite)."""
+    rows = console.query(
+        "SELECT started_at FROM django_tasks_database_dbtaskresult WHERE started_at IS NOT NULL"
+    )
+    starts = [
+        value if isinstance(value, datetime) else datetime.fromisoformat(value).replace(tzinfo=UTC)
+        for (value,) in rows
+    ]
+    return min(start for start in starts if start >= moment)
+
+
 @contextlib.contextmanager
 def database_unavailable(console: OneHost, proxy: DatabaseProxy | None) -> Iterator[None]:
     """The database gone for OUTAGE_SECONDS, or as long as the body takes if that is longer."""
@@ -216,6 +231,7 @@ def test_the_console_rides_out_a_database_outage(console, proxy):
     inboxes = "SELECT count(*) FROM webhooks_inbox"
     (before,) = console.query(inboxes)[0]
     starts = console.worker_starts()
+    logged_before = len(console.served.output().splitlines())
 
     outage_began = time.monotonic()
     with database_unavailable(console, proxy):
@@ -225,6 +241,7 @@ def test_the_console_rides_out_a_database_outage(console, proxy):
         sent = post_confirmed(owner, console.url(), "/inbox/new/", {"name": "During the outage"})
         (during,) = console.query(inboxes)[0]
     outage = time.monotonic() - outage_began
+    came_back = datetime.now(UTC)
 
     health_after = requests.get(console.url("/healthz"), timeout=30)
     pages_after = pages_at_once(owner, console.url("/inbox/"))
@@ -237,6 +254,12 @@ def test_the_console_rides_out_a_database_outage(console, proxy):
     done = [("succeeded",)]
     wait_for(lambda: console.query(status, "A lighthouse after the storm") == done, 90, "a job")
     restarts = console.worker_starts() - starts
+    took_a_task = (first_task_started_after(console, came_back) - came_back).total_seconds()
+    worker_lines = [
+        line
+        for line in console.served.output().splitlines()[logged_before:]
+        if re.search(r"rivya\.worker Worker \S+: the database", line)
+    ]
     print(
         f"one host ({console.vendor}): database unavailable {outage:.1f} s; during it /healthz "
         f"{health.status_code} in {health.elapsed.total_seconds():.2f} s, the inbox page "
@@ -245,8 +268,13 @@ def test_the_console_rides_out_a_database_outage(console, proxy):
         f"{health_after.status_code}, the page {page_after.status_code} (and at once "
         f"{sorted(pages_after)}), the form "
         f"{sent_after.status_code}; a job submitted after finished in "
-        f"{time.monotonic() - submitted:.1f} s; worker restarts by serve: {restarts}"
+        f"{time.monotonic() - submitted:.1f} s; worker restarts by serve: {restarts}; the "
+        f"worker's first task after the outage started {took_a_task:.1f} s after the database "
+        "came back; it logged:\n" + "\n".join(worker_lines)
     )
+    assert restarts == 0
+    began, ended = worker_lines
+    assert "the database is not answering (" in began and "answers again after" in ended
     assert health.status_code == 503 and health.json()["status"] == "unavailable"
     assert sent.status_code == 503
     assert "The database is not answering" in sent.text and "Nothing was saved" in sent.text

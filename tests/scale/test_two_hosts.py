@@ -1,6 +1,6 @@
 """Two hosts on one PostgreSQL database, as the README's production section describes.
 
-Two `serve --no-worker` processes on two ports (hosts A and B) and two `db_worker` processes
+Two `serve --no-worker` processes on two ports (hosts A and B) and two `worker` processes
 share one database of their own, one data directory (the media cache) and the same SECRET_KEY
 and keyring. Everything goes through real HTTP. It runs in CI's PostgreSQL pass (DATABASE_URL
 names a PostgreSQL server), where it makes and drops its own database.
@@ -125,7 +125,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             cluster.start_host("B", ports["B"])
             for worker in ("w1", "w2"):
                 cluster.start(
-                    worker, "db_worker", "--no-reload", "--worker-id", worker, "--interval", "0.2"
+                    worker, "worker", "--no-reload", "--worker-id", worker, "--interval", "0.2"
                 )
             yield cluster
         finally:

@@ -1,4 +1,4 @@
-"""Run the console: prepare the data directory, then supervise gunicorn and one db_worker.
+"""Run the console: prepare the data directory, then supervise gunicorn and one task worker.
 
 The listening socket is bound here and handed to gunicorn, so a taken port is reported before
 anything starts, and a restarted gunicorn reuses the same socket without a gap.
@@ -95,7 +95,7 @@ def prepare_metrics_dir(path: Path) -> None:
 
 
 def worker_argv() -> list[str]:
-    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "db_worker", "--no-reload"]
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "worker", "--no-reload"]
 
 
 class Command(BaseCommand):
@@ -111,7 +111,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-worker",
             action="store_true",
-            help="Run only the web server (run `manage.py db_worker` elsewhere).",
+            help="Run only the web server (run `manage.py worker` elsewhere).",
         )
 
     def prepare(self, verbosity: int) -> None:
