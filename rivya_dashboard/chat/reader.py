@@ -80,6 +80,7 @@ def read_reply(turn: ChatTurn, live: LiveTurn, reserve: int | None, entry: Ledge
     finally:
         _reading.live = None
         connection.close()
+        live.settled.set()
 
 
 class ReplyReader:

@@ -61,8 +61,10 @@ class LiveTurn:
         self.calling = threading.Event()
         self.started = threading.Event()
         self.stop = threading.Event()
-        # Set once the end is in the database, where other processes and reloaded pages read it.
+        # Set once the end is in the database, where other processes and reloaded pages read it;
+        # `settled` once the reader is done, its ledger row written too.
         self.saved = threading.Event()
+        self.settled = threading.Event()
         self.upstream: outbound.Response | None = None
         self._changed = threading.Condition()
         self._frames: list[Frame] = []
@@ -257,12 +259,12 @@ def cut_stopped(turns: list[LiveTurn]) -> None:
         waiting[turn_id].cut()
 
 
-def wait_saved(turn_id: int) -> None:
-    """Streams end only once their turn's end is saved: what the page does next (a reload, the
-    next message) reads the database."""
-    live = LIVE.get(turn_id)
+def wait_written(live: LiveTurn | None) -> None:
+    """Streams end only once their turn's end and its ledger row are written: what the page does
+    next (a reload, the next message, the usage page) reads the database."""
     if live is not None:
         live.saved.wait(SAVE_WAIT_SECONDS)
+        live.settled.wait(SAVE_WAIT_SECONDS)
 
 
 def tail(turn_id: int, after: int) -> Iterator[Frame | None]:

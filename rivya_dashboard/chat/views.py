@@ -17,7 +17,7 @@ from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
 from rivya_dashboard.chat.forms import NewChatForm, TurnForm, chat_models
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
-from rivya_dashboard.chat.relay import LIVE, Frame, tail, wait_saved
+from rivya_dashboard.chat.relay import LIVE, Frame, tail, wait_written
 from rivya_dashboard.chat.turns import (
     TurnRefused,
     do_attach,
@@ -212,6 +212,7 @@ def resume_point(request: HttpRequest) -> int:
 
 
 def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
+    live = LIVE.get(turn.pk)
     yield b"retry: 1000\n\n"
     for frame in tail(turn.pk, after):
         if frame is None:
@@ -222,7 +223,7 @@ def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
             payload.update(terminal_payload(request, turn, frame))
         data = json.dumps(payload, ensure_ascii=False)
         yield f"id: {frame.seq}\nevent: {frame.kind}\ndata: {data}\n\n".encode()
-    wait_saved(turn.pk)
+    wait_written(live)
 
 
 def terminal_payload(request: HttpRequest, turn: ChatTurn, frame: Frame) -> dict:
