@@ -188,6 +188,8 @@ def make_inbox(cluster: Cluster) -> str:
 @dataclass
 class Flood:
     sent: set[str] = field(default_factory=set)
+    # The same ids in the order sent, to pick duplicates from without sorting the set each time.
+    order: list[str] = field(default_factory=list)
     acked: set[str] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
     requests: int = 0
@@ -233,12 +235,11 @@ def test_webhooks_to_both_hosts_are_stored_exactly_once(cluster):
             count += 1
             host = "AB"[count % 2]
             with flood.lock:
-                duplicate = flood.sent and count % 10 == 0
-                event_id = (
-                    sorted(flood.sent)[count % len(flood.sent)]
-                    if duplicate
-                    else f"evt_{number}_{count}"
-                )
+                if flood.order and count % 10 == 0:
+                    event_id = flood.order[count % len(flood.order)]
+                else:
+                    event_id = f"evt_{number}_{count}"
+                    flood.order.append(event_id)
                 flood.sent.add(event_id)
             body = json.dumps({"id": event_id, "type": "generation.succeeded", "data": {}})
             headers = signing.sign(
