@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import InterfaceError, OperationalError, ProgrammingError, connections
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task
@@ -176,3 +177,10 @@ def test_housekeeping_marks_failed_a_task_its_killed_worker_left_running():
     (error,) = abandoned.errors
     assert error.exception_class is tasks.WorkerLost
     assert "its worker is gone" in error.traceback and abandoned.finished_at is not None
+
+
+def test_the_worker_refuses_to_reload_on_code_changes():
+    """It is the worker `serve` runs in production; developers who want reloading have
+    db_worker."""
+    with pytest.raises(CommandError, match="db_worker --reload"):
+        call_command("worker", "--reload")

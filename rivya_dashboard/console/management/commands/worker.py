@@ -10,15 +10,14 @@ faults in the console, not an outage. The options are `db_worker`'s.
 """
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import suppress
 from time import sleep
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, connections
-from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django.utils.translation import gettext as _
 from django_tasks.signals import task_finished
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
@@ -109,6 +108,11 @@ class SteadyWorker(db_worker.Worker):
 class Command(db_worker.Command):
     help = "Run the background worker; it waits out a database outage instead of exiting."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        # A worker that outlives outages is for running, not developing: no code reloading.
+        parser.set_defaults(reload=False)
+
     def handle(
         self,
         *,
@@ -124,6 +128,10 @@ class Command(db_worker.Command):
         exclude_queues: str,
         **options: object,
     ) -> None:
+        if reload:
+            raise CommandError(
+                _("This worker does not reload on code changes; use `db_worker --reload` for that.")
+            )
         self.configure_logging(verbosity)
         queue_names = queue_name.split(",")
         excluded_queue_names = exclude_queues.split(",") if exclude_queues else []
@@ -139,11 +147,5 @@ class Command(db_worker.Command):
             worker_id=worker_id,
             excluded_queue_names=excluded_queue_names,
         )
-        if reload and not batch:
-            # As db_worker: only the reloader's child handles the signals.
-            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
-                worker.configure_signals()
-            run_with_reloader(worker.run)
-        else:
-            worker.configure_signals()
-            worker.run()
+        worker.configure_signals()
+        worker.run()
