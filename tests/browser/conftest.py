@@ -44,7 +44,13 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "test-output" / "screenshots"
+# CI runs the SQLite and PostgreSQL passes at once: each writes its own screenshots.
+POSTGRES_PASS = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
+SCREENSHOTS = (
+    Path(django_settings.BASE_DIR)
+    / "test-output"
+    / ("screenshots-postgresql" if POSTGRES_PASS else "screenshots")
+)
 SKY_BLUE = b"\x30\x90\xe0"
 
 
