@@ -45,16 +45,18 @@ def is_loopback(host: str) -> bool:
 
 
 class OwnConnectionsServer(ThreadedWSGIServer):
-    """The live servers' WSGI server, closing only what a request thread may close.
+    """The live servers' WSGI server, closing only the connections a request thread opened.
 
-    On SQLite the test thread lends its in-memory connection to the server's request threads.
-    A request still finishing after its test (a browser's late keep-alive request) would close
-    the returned connection from the wrong thread, and the run would end with a stray thread
-    exception after its summary; such a connection is not that thread's to close."""
+    On SQLite the test thread lends its own connection to the session live server's request
+    threads. Closing it is a no-op while it is the in-memory database, but a browser's keep-alive
+    connection can end late, after the next test has moved that connection to a file
+    (file_backed_db): closing it then would cut the next test's transaction under it, and a
+    connection closed from the wrong thread ends the run with a stray thread exception. The
+    test thread closes its own connection."""
 
     def _close_connections(self) -> None:
         for conn in connections.all(initialized_only=True):
-            if conn.allow_thread_sharing or conn._thread_ident == threading.get_ident():
+            if not conn.allow_thread_sharing and conn._thread_ident == threading.get_ident():
                 conn.close()
 
 
