@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test import Client
 from django.test.testcases import LiveServerThread
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from rivya_dashboard.accounts.models import Role, User
 from rivya_dashboard.chat import relay
@@ -42,6 +42,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# How long an action or an expectation waits for the page: CI runs its two passes at once on two
+# cores, so a page may take seconds to answer; a missing element still fails, only later.
+WAIT_MS = 10_000
+expect.set_options(timeout=WAIT_MS)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # CI runs the SQLite and PostgreSQL passes at once: each writes its own screenshots.
@@ -79,7 +83,7 @@ class WatchedContext:
         """A fresh context; with a member, it starts signed in as them (no login form)."""
         options.setdefault("viewport", DESKTOP)
         context = self.browser.new_context(base_url=self.base_url, **options)
-        context.set_default_timeout(5000)
+        context.set_default_timeout(WAIT_MS)
         context.on("console", lambda message: self.complaints.append(message.text))
         context.on("weberror", lambda error: self.script_errors.append(str(error.error)))
         if member is not None:

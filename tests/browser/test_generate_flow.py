@@ -84,7 +84,7 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     # database (test_the_job_page_finishes_by_itself_and_stops_asking shows it without reload).
     page.reload()
     expect(page.locator(".output > a img")).to_be_visible()
-    assert image_is_drawn(page, ".output > a img")
+    wait_until_drawn(page, ".output > a img")
     assert Generation.objects.count() == 1
     assert SandboxGeneration.objects.count() == 1
     job = Generation.objects.get()
@@ -93,9 +93,9 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
 
     page.goto("/generations/gallery/")
     expect(page.locator(".gallery img")).to_have_count(1)
-    assert image_is_drawn(page, ".gallery img")
+    wait_until_drawn(page, ".gallery img")
     page.reload()
-    assert image_is_drawn(page, ".gallery img")
+    wait_until_drawn(page, ".gallery img")
     screenshot(page, "gallery")
 
     page.goto("/generations/")
@@ -106,9 +106,9 @@ def test_generate_from_a_fresh_sandbox_key(page_as, sandbox_team_key, settings, 
     assert page.request.get(job.outputs.get().original_url).status == 404
     page.goto(f"/generations/{job.pk}/")
     expect(page.locator(".output > a img")).to_be_visible()
-    assert image_is_drawn(page, ".output > a img")
+    wait_until_drawn(page, ".output > a img")
     page.goto("/generations/gallery/")
-    assert image_is_drawn(page, ".gallery img")
+    wait_until_drawn(page, ".gallery img")
 
     page.goto("/generate/side-by-side/")
     expect(page.get_by_label("Suno Music")).to_be_visible()
