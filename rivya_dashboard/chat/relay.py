@@ -109,11 +109,6 @@ class LiveTurn:
     def is_closing(self) -> bool:
         return self._closing is not None
 
-    def wait_closing(self, timeout: float) -> bool:
-        """Wait until the reply has ended in this process (saved or not)."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._finished, timeout)
-
     def known(self) -> dict:
         """Every field the reader has set on the turn so far, saved or not."""
         with self._lock:

@@ -17,7 +17,7 @@ from rivya_dashboard.accounts.roles import role_required
 from rivya_dashboard.chat import export, remote
 from rivya_dashboard.chat.forms import NewChatForm, TurnForm, chat_models
 from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_key
-from rivya_dashboard.chat.relay import LIVE, Frame, tail, wait_written
+from rivya_dashboard.chat.relay import LIVE, LiveTurn, tail, wait_written
 from rivya_dashboard.chat.turns import (
     TurnRefused,
     do_attach,
@@ -220,16 +220,15 @@ def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
             continue
         payload = {"text": frame.text}
         if frame.is_terminal:
-            payload.update(terminal_payload(request, turn, frame))
+            payload.update(terminal_payload(request, turn, live))
         data = json.dumps(payload, ensure_ascii=False)
         yield f"id: {frame.seq}\nevent: {frame.kind}\ndata: {data}\n\n".encode()
     wait_written(live)
 
 
-def terminal_payload(request: HttpRequest, turn: ChatTurn, frame: Frame) -> dict:
-    """The finished turn as the page shows it. A reply read in this process is shown from the
-    reader's own fields the moment it ends; its saving follows within a saver tick."""
-    live = LIVE.get(turn.pk)
+def terminal_payload(request: HttpRequest, turn: ChatTurn, live: LiveTurn | None) -> dict:
+    """The finished turn as the page shows it. A reply read in this process (`live`) is shown
+    from the reader's own fields the moment it ends; its saving follows within a saver tick."""
     if live is None:
         turn.refresh_from_db()
     else:
