@@ -87,10 +87,11 @@ def _room_left(directory: Path, incoming: int) -> bool:
 
 def _write_capped(response: outbound.Response, path: Path) -> int:
     cap = settings.RIVYA_MEDIA_MAX_MB * 1024 * 1024
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > cap:
+    length = response.headers.get("Content-Length", "")
+    declared = int(length) if length.isdigit() else 0
+    if declared > cap:
         raise CacheRefused(_("The result is larger than the cache limit; open the original link."))
-    if not _room_left(path.parent, int(declared) if declared.isdigit() else 0):
+    if not _room_left(path.parent, declared):
         raise CacheRefused(
             _("The console's disk is nearly full; the copy was not kept. Open the original link.")
         )
