@@ -53,14 +53,17 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None
 class Served:
     """A running `serve` whose merged output is collected line by line."""
 
-    def __init__(self, port: int, data_dir: Path, env: dict[str, str], *options: str) -> None:
+    def __init__(
+        self, port: int, data_dir: Path, env: dict[str, str], *options: str, cwd: Path = ROOT
+    ) -> None:
         self.port = port
         self.data_dir = data_dir
         self.lines: list[str] = []
         self.changed = threading.Condition()
+        command = [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)]
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--workers", "1", *options],
-            cwd=ROOT,
+            [*command, "--workers", "1", *options],
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger("rivya.serve")
 
@@ -39,6 +40,8 @@ class Child:
     name: str
     argv: Sequence[str]
     pass_fds: tuple[int, ...] = ()
+    # Where the child starts: `python -m` imports from there first, before any --chdir.
+    cwd: Path | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     retry_seconds: float = FIRST_RETRY_SECONDS
@@ -48,6 +51,7 @@ class Child:
         self.process = subprocess.Popen(  # noqa: S603 - argv is built by serve, never from input
             self.argv,
             pass_fds=self.pass_fds,
+            cwd=self.cwd,
             process_group=0,
             # preexec_fn is unsafe only with threads, and the supervisor runs none.
             preexec_fn=die_with_parent,

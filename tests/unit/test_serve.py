@@ -218,6 +218,22 @@ def test_it_refuses_a_port_that_is_taken(served):
     assert get(served.url("/healthz"))[0] == 200
 
 
+def test_it_runs_its_own_code_when_started_from_another_folder(served, tmp_path):
+    decoy = tmp_path / "rivya_dashboard"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text('raise ImportError("the decoy in the current folder")\n')
+    elsewhere = Served(
+        free_port(), served.data_dir, serve_env(served.data_dir), "--no-worker", cwd=tmp_path
+    )
+    try:
+        elsewhere.wait_healthy()
+        elsewhere.wait_for(r"Booting worker with pid")
+        assert "decoy" not in elsewhere.output()
+        assert get(elsewhere.url("/healthz"))[0] == 200
+    finally:
+        elsewhere.stop()
+
+
 # What each child logs once it is ready again: gunicorn listening, the task worker polling.
 READY = {"web": r"Listening at: (http://\S+)", "worker": r"Starting worker (worker_id)="}
 

@@ -80,7 +80,6 @@ def gunicorn_argv(fd: int, workers: int, threads: int) -> list[str]:
         f"--workers={workers}",
         f"--threads={threads}",
         f"--graceful-timeout={GRACEFUL_SECONDS}",
-        f"--chdir={settings.BASE_DIR}",
         # The default control socket is one path per user, which two consoles would share.
         "--no-control-socket",
     ]
@@ -136,9 +135,12 @@ class Command(BaseCommand):
 
     def supervise(self, listener: socket.socket, options: dict) -> None:
         fd = listener.fileno()
-        children = [Child("web", gunicorn_argv(fd, options["workers"], options["threads"]), (fd,))]
+        # Started in the project's own folder: from anywhere else, `python -m gunicorn` would
+        # import a rivya_dashboard found in the current directory before this one.
+        web = gunicorn_argv(fd, options["workers"], options["threads"])
+        children = [Child("web", web, (fd,), cwd=settings.BASE_DIR)]
         if not options["no_worker"]:
-            children.append(Child("worker", worker_argv()))
+            children.append(Child("worker", worker_argv(), cwd=settings.BASE_DIR))
         # Port 0 asks the system for a free port: show the one it gave.
         url = display_url(options["host"], listener.getsockname()[1])
         # The children reach the console's own sandbox here, never at a request's Host header.
