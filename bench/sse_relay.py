@@ -7,19 +7,21 @@ upstream stream never competes with the console for the same threads or SQLite's
 
 1. For 1, 3 and 5 concurrent streams, `--rounds` times each, interleaved: the same turn read
    straight from the sandbox (POST /chat/completions/stream) with the same key, and through the
-   console as a browser does it (POST the turn, GET its event stream). Each slot's direct turns
-   continue one Rivya chat session, as its console chat does, so both carry the same history
-   upstream (the sandbox reads a session's messages for every turn). Added time to first token
-   = console - direct, at the median and p95; added total stream time likewise, with the ratio
-   console / direct. Targets: ≤ 10 ms p50, ≤ 25 ms p95, ≤ 15 ms total (p50). Where the time goes
-   is printed under each level: the send request (round trip, and the server's own time from its
-   Server-Timing header), the reader's own time to first token inside the console (key, ledger
-   row and upstream call; minus the direct time it is what the console spends before and around
-   the call), and opening the event stream (GET to first byte).
+   console as chat.js does it (one POST, whose response carries the sent turn and then the reply;
+   earlier code answered the POST with the turn and streamed the reply on a GET). Each slot's
+   direct turns continue one Rivya chat session, as its console chat does, so both carry the same
+   history upstream (the sandbox reads a session's messages for every turn). Added time to first
+   token = console - direct, at the median and p95; added total stream time likewise, with the
+   ratio console / direct. Targets: ≤ 10 ms p50, ≤ 25 ms p95, ≤ 15 ms total (p50). Where the time
+   goes is printed under each level: the send request (to the sent turn, and the server's own
+   time from its Server-Timing header), the reader's own time to first token inside the console
+   (key, ledger row and upstream call; minus the direct time it is what the console spends before
+   and around the call), and, for earlier code, opening the event stream (GET to first byte).
 2. Waves of 50 turns at once (in 50 chats) for `--seconds` (at least one wave), with slower
    tokens so the streams overlap, while another thread keeps opening the chat page. Targets:
-   first byte of the event stream p95 < 1 s, no stream stalls (a gap > 3 s between events),
-   every stream ends with its final event, the page p95 < 1 s.
+   first byte of the reply's stream p95 < 1 s (now the send's own response, so this includes the
+   send), no stream stalls (a gap > 3 s between events), every stream ends with its final event,
+   the page p95 < 1 s.
 
 With `--before DIR` (a checkout of earlier code, e.g. `git archive main | tar -x -C DIR`) a
 third server runs that code against the same sandbox, and each round reads its streams too, in
@@ -172,8 +174,10 @@ def servers(
                 command = [sys.executable, str(server.root / "manage.py"), "serve", "--no-worker"]
                 command += [f"--port={port}", f"--workers={workers}", f"--threads={threads}"]
                 log = open(Path(data_dir) / f"server-{port}.log", "w")  # noqa: SIM115
+                # In the checkout's own folder: the earlier code's `serve` starts gunicorn with
+                # `python -m`, which imports from the current folder first.
                 process = subprocess.Popen(
-                    command, env=server.env, stdout=log, stderr=subprocess.STDOUT
+                    command, cwd=server.root, env=server.env, stdout=log, stderr=subprocess.STDOUT
                 )
                 started.append(process)
                 server.url = f"http://127.0.0.1:{port}"
@@ -205,7 +209,7 @@ def events(response: requests.Response, started: float) -> Iterator[tuple[float,
 
 
 def read(response: requests.Response, started: float, final: set[str]) -> Reading:
-    ttft = first_byte = previous = reader_ttft = 0.0
+    ttft = first_byte = previous = reader_ttft = sent = 0.0
     max_gap = 0.0
     finished = False
     session_id = ""
@@ -215,6 +219,8 @@ def read(response: requests.Response, started: float, final: set[str]) -> Readin
             continue
         if name == "session":
             session_id = json.loads(data).get("session_id", "")
+        if name == "sent":
+            sent = at  # the send request's own answer, when the reply follows on it
         max_gap = max(max_gap, at - previous)
         previous = at
         if name == "delta" and not ttft:
@@ -226,7 +232,8 @@ def read(response: requests.Response, started: float, final: set[str]) -> Readin
             reader_ttft = float(found.group(1)) if found else 0.0
             break
     response.close()
-    reading = Reading(ttft, previous, first_byte, max_gap, finished, reader_ttft=reader_ttft)
+    reading = Reading(ttft, previous, first_byte, max_gap, finished, send=sent)
+    reading.reader_ttft = reader_ttft
     reading.session_id = session_id
     return reading
 
@@ -307,12 +314,21 @@ class Browser:
         return chat, self.stream(page.text, started)
 
     def turn(self, chat: int) -> Reading:
+        """One request, as chat.js sends it: the sent turn arrives as the response's first
+        event and the reply follows on the same response. Earlier code (--before) answers with
+        the turn's html instead, and its reply is read from a second request, as it was then."""
         started = time.perf_counter()
         data = {"message": "Write a concise launch plan", "idempotency_key": uuid.uuid4().hex}
-        response = self.post(f"/chat/{chat}/send", data, True)
-        sent = (time.perf_counter() - started) * 1000
-        reading = self.stream(response.text, started)
-        reading.send = sent
+        headers = {"X-CSRFToken": self.csrf, "HX-Request": "true", "Accept": "text/event-stream"}
+        response = self.http.post(
+            f"{self.url}/chat/{chat}/send", data=data, headers=headers, stream=True, timeout=TIMEOUT
+        )
+        if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+            reading = read(response, started, {"done", "error", "stopped"})
+        else:
+            sent = (time.perf_counter() - started) * 1000
+            reading = self.stream(response.text, started)
+            reading.send = sent
         timing = re.search(r"app;dur=([\d.]+)", response.headers.get("Server-Timing", ""))
         reading.send_server = float(timing.group(1)) if timing else 0.0
         return reading

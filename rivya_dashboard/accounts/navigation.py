@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
 from rivya_dashboard.accounts.models import Role
@@ -33,9 +34,15 @@ ADMIN_GROUP = {"keys", "team", "audit", "security", "sandbox-control"}
 
 
 def navigation(request: HttpRequest) -> dict:
+    """`nav`, worked out only when a template shows the bar: a partial swapped into a page,
+    or a chat reply's end rendered inside its stream, does not."""
+    return {"nav": SimpleLazyObject(lambda: navigation_bar(request))}
+
+
+def navigation_bar(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_sections": [], "nav_admin": []}
+        return {"sections": [], "admin": []}
     sections, admin = [], []
     for name, label, minimum in SECTIONS:
         if not user.has_role(minimum):
@@ -47,9 +54,9 @@ def navigation(request: HttpRequest) -> dict:
         section = {"url": url, "label": label, "active": request.path.startswith(url)}
         (admin if name in ADMIN_GROUP else sections).append(section)
     if len(admin) < 2:
-        return {"nav_sections": sections + admin, "nav_admin": []}
+        return {"sections": sections + admin, "admin": []}
     return {
-        "nav_sections": sections,
-        "nav_admin": admin,
-        "nav_admin_active": any(section["active"] for section in admin),
+        "sections": sections,
+        "admin": admin,
+        "admin_active": any(section["active"] for section in admin),
     }

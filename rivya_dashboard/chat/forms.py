@@ -59,6 +59,7 @@ class TurnForm(forms.Form):
     ) -> None:
         kwargs.setdefault("initial", {}).setdefault("idempotency_key", new_idempotency_key())
         super().__init__(*args, **kwargs)
+        self.model = model
         self.allow_options(capabilities_of(model))
 
     def allow_options(self, capabilities: dict) -> None:

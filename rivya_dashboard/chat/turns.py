@@ -4,7 +4,7 @@ import math
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -42,9 +42,12 @@ def title_from(message: str) -> str:
     return first_line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def reserve_for(model_id: str) -> int | None:
+def catalogue_model(model_id: str) -> CatalogueModel | None:
+    return CatalogueModel.objects.filter(model_id=model_id).first()
+
+
+def reserve_for(model: CatalogueModel | None) -> int | None:
     """Chat reserves the model's base credits before the call (contract §10.4)."""
-    model = CatalogueModel.objects.filter(model_id=model_id).first()
     return math.ceil(model.base_credits) if model else None
 
 
@@ -74,7 +77,8 @@ def do_start_chat(
         created_by=user, api_key=key, key_label=key.label, model=model_id, title=title_from(message)
     )
     try:
-        return do_send_turn(user, session, message, options, idempotency_key)
+        model = catalogue_model(model_id)
+        return do_send_turn(user, session, model, message, options, idempotency_key)
     except TurnRefused:
         # A chat whose first message was refused holds nothing worth keeping; the ledger has it.
         session.delete()
@@ -93,21 +97,41 @@ def is_over(turn: ChatTurn) -> bool:
     return turn.is_finished
 
 
+def sent_before(
+    session: ChatSession, idempotency_key: str
+) -> tuple[ChatTurn | None, ChatTurn | None]:
+    """The turn already sent with this idempotency key, if any, and the chat's last turn: what
+    a send checks first, read in one query."""
+    last_pk = session.visible_turns().order_by("-pk").values("pk")[:1]
+    found = ChatTurn.objects.filter(Q(idempotency_key=idempotency_key) | Q(pk=Subquery(last_pk)))
+    existing = last = None
+    for turn in found.order_by("pk"):
+        if turn.idempotency_key == idempotency_key:
+            existing = turn
+        last = turn
+    return existing, last
+
+
 def do_send_turn(
-    user: User, session: ChatSession, message: str, options: dict, idempotency_key: str
+    user: User,
+    session: ChatSession,
+    model: CatalogueModel | None,
+    message: str,
+    options: dict,
+    idempotency_key: str,
 ) -> ChatTurn:
-    existing = ChatTurn.objects.filter(idempotency_key=idempotency_key).first()
+    """`model` is the chat's model from the catalogue, for its price (None if it left it)."""
+    existing, last = sent_before(session, idempotency_key)
     if existing is not None and existing.created_by_id == user.pk:
         return existing  # a double click or a retried POST sends the message once
     if existing is not None:
         # The key is a hidden field, unique across members; a reused one is never sent.
         raise TurnRefused(_("This form was already used; reload the page and send again."))
-    last = session.last_turn()
     if last is not None and not is_over(last):
         raise TurnRefused(_("Wait for the reply to finish, or stop it, before sending another."))
     if session.api_key is None:
         raise TurnRefused(_("The key of this chat was deleted. Start a new chat with another key."))
-    reserve = reserve_for(session.model)
+    reserve = reserve_for(model)
     try:
         # One write before the call, here: the reader thread then calls Rivya at once, with no
         # database connection of its own to open and no write lock to wait for first.
@@ -170,7 +194,8 @@ def do_regenerate(user: User, turn: ChatTurn) -> ChatTurn:
     }
     ChatTurn.objects.filter(pk=turn.pk).update(superseded=True)
     try:
-        return do_send_turn(user, session, turn.message, options, new_idempotency_key())
+        model = catalogue_model(session.model)
+        return do_send_turn(user, session, model, turn.message, options, new_idempotency_key())
     except TurnRefused:
         ChatTurn.objects.filter(pk=turn.pk).update(superseded=False)
         raise

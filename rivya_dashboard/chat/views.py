@@ -159,7 +159,7 @@ def chat_send(request: HttpRequest, pk: int) -> HttpResponse:
             attachments = do_attach(request.user, session.api_key, data.get("image"))
             options = {**form.options(), "attachments": attachments}
             turn = do_send_turn(
-                request.user, session, data["message"], options, data["idempotency_key"]
+                request.user, session, form.model, data["message"], options, data["idempotency_key"]
             )
             if not request.htmx:
                 do_await_start(turn)
@@ -178,7 +178,18 @@ def turn_sent(
     # Small on purpose: this renders while the reader waits for the first words, and both
     # threads need the GIL.
     context = {"turn": turn, "session": session, "replaced": replaced}
-    return render(request, f"{PAGE}#sent", {**context, "next_key": new_idempotency_key()})
+    context["next_key"] = new_idempotency_key()
+    if not wants_stream(request):
+        return render(request, f"{PAGE}#sent", context)
+    # chat.js reads the reply on this same response: the sent turn first, then its events, with
+    # no second request (and its round trip, session and member reads) before the first words.
+    sent = {"html": render_to_string(f"{PAGE}#sent", context, request=request)}
+    sent["turn"] = f"turn-{turn.pk}"  # the element the reply's events go to
+    return event_stream(request, turn, 0, opening=event_frame("sent", sent))
+
+
+def wants_stream(request: HttpRequest) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
 
 
 @role_required(Role.VIEWER)
@@ -193,9 +204,13 @@ def turn_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.VIEWER)
 @require_GET
 def turn_stream(request: HttpRequest, pk: int) -> StreamingHttpResponse:
-    turn = seen_turn(request, pk)
-    after = resume_point(request)
-    stream = metrics.counted_stream(sse(request, turn, after))
+    return event_stream(request, seen_turn(request, pk), resume_point(request))
+
+
+def event_stream(
+    request: HttpRequest, turn: ChatTurn, after: int, opening: bytes = b""
+) -> StreamingHttpResponse:
+    stream = metrics.counted_stream(sse(request, turn, after, opening))
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # A buffering proxy would hold the words back until the reply ends.
@@ -211,9 +226,15 @@ def resume_point(request: HttpRequest) -> int:
     return max((int(value) for value in valid), default=0)
 
 
-def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
+def event_frame(kind: str, payload: dict, seq: int | None = None) -> bytes:
+    data = json.dumps(payload, ensure_ascii=False)
+    event_id = "" if seq is None else f"id: {seq}\n"
+    return f"{event_id}event: {kind}\ndata: {data}\n\n".encode()
+
+
+def sse(request: HttpRequest, turn: ChatTurn, after: int, opening: bytes) -> Iterator[bytes]:
     live = LIVE.get(turn.pk)
-    yield b"retry: 1000\n\n"
+    yield b"retry: 1000\n\n" + opening
     for frame in tail(turn.pk, after):
         if frame is None:
             yield b": ping\n\n"
@@ -221,8 +242,7 @@ def sse(request: HttpRequest, turn: ChatTurn, after: int) -> Iterator[bytes]:
         payload = {"text": frame.text}
         if frame.is_terminal:
             payload.update(terminal_payload(request, turn, live))
-        data = json.dumps(payload, ensure_ascii=False)
-        yield f"id: {frame.seq}\nevent: {frame.kind}\ndata: {data}\n\n".encode()
+        yield event_frame(frame.kind, payload, frame.seq)
     wait_written(live)
 
 

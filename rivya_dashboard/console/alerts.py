@@ -10,6 +10,7 @@ from django import forms
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -172,8 +173,6 @@ def low_balance_banner(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.has_role(Role.ADMIN):
         return {}
-    if getattr(request, "htmx", False):
-        # A swapped region never holds the banner; spare the query.
-        return {}
+    # Read only when a page shows the banner, not for partials.
     low = BalanceAlert.objects.filter(below_since__isnull=False).select_related("key")
-    return {"low_balance_alerts": list(low)}
+    return {"low_balance_alerts": SimpleLazyObject(lambda: list(low))}

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -31,11 +32,16 @@ SCOPE = "webhooks:manage"
 
 
 def failure_banner(request: HttpRequest) -> dict:
+    """Read only when a page shows the banner, not for partials."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.has_role(Role.ADMIN):
         return {}
+    return {"webhook_alerts": SimpleLazyObject(open_alerts)}
+
+
+def open_alerts() -> list[FailureAlert]:
     schedule_check()
-    return {"webhook_alerts": list(FailureAlert.objects.filter(acknowledged_at__isnull=True)[:5])}
+    return list(FailureAlert.objects.filter(acknowledged_at__isnull=True)[:5])
 
 
 def schedule_check() -> None:

@@ -108,11 +108,16 @@
     follow();
   }
 
-  function listen(turn) {
-    if (active && active.turn === turn) return;
-    var url = turn.getAttribute("data-stream-url");
-    var after = turn.getAttribute("data-after") || "0";
-    var source = new EventSource(url + "?after=" + encodeURIComponent(after));
+  // `source` is an EventSource, or the feed of a send whose response carries the reply itself.
+  function listen(turn, feed) {
+    // A turn already replaced by its end (htmx announces inserted elements a moment later).
+    if (!turn.isConnected || (active && active.turn === turn)) return;
+    if (!feed && placing && placing.id === turn.id) feed = placing.feed;
+    var source = feed;
+    if (!source) {
+      var after = turn.getAttribute("data-after") || "0";
+      source = new EventSource(turn.getAttribute("data-stream-url") + "?after=" + encodeURIComponent(after));
+    }
     var reply = turn.querySelector("[data-reply]");
     var thinking = turn.querySelector("[data-thinking]");
     active = { turn: turn, source: source, stopUrl: turn.getAttribute("data-stop-url") };
@@ -121,6 +126,7 @@
     setBusy(true);
 
     source.addEventListener("delta", function (event) {
+      turn.setAttribute("data-after", event.lastEventId);
       append(reply, JSON.parse(event.data).text);
       markStreaming(turn);
       follow();
@@ -128,6 +134,7 @@
     source.addEventListener("thinking", function (event) {
       var details = thinking && thinking.closest("details");
       if (details) details.hidden = false;
+      turn.setAttribute("data-after", event.lastEventId);
       append(thinking, JSON.parse(event.data).text);
       markStreaming(turn);
     });
@@ -139,6 +146,7 @@
         finish(turn, event);
       });
     });
+    if (feed) return;
     source.onerror = function () {
       // EventSource reconnects by itself with Last-Event-ID; CLOSED means the server said no.
       if (source.readyState === EventSource.CLOSED && active && active.source === source) {
@@ -148,6 +156,125 @@
         showComposerError(label("labelStreamLost"), "");
       }
     };
+  }
+
+  // A message (or a regeneration) is sent with fetch, and its reply is read on the same
+  // response: the sent turn comes first, then the reply's own events. No second request stands
+  // between the send and the first words. Should the response end before the reply does, the
+  // page resumes from the last event shown with EventSource, as it would after a reload.
+  var sending = false;
+
+  function sendStreamed(form) {
+    if (active || sending) return;
+    sending = true;
+    var send = form.querySelector("[data-send], [type=submit]");
+    if (send) send.disabled = true;
+    var feed = new EventTarget();
+    var controller = new AbortController();
+    feed.close = function () { feed.closed = true; controller.abort(); };
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "Accept": "text/event-stream", "HX-Request": "true", "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+      signal: controller.signal,
+    }).then(function (response) {
+      var type = response.headers.get("Content-Type") || "";
+      if (type.indexOf("text/event-stream") === 0) return readFeed(response.body.getReader(), feed);
+      return response.text().then(function (html) { answered(response, html); });
+    }).catch(function () {
+      if (!feed.closed) lost(feed);
+    }).then(function () {
+      sending = false;
+      if (send && !active) send.disabled = false;
+    });
+  }
+
+  // Server-sent events parsed from the response body, each dispatched on `feed` as EventSource
+  // would; "sent" places the turn first and starts following it.
+  function readFeed(reader, feed) {
+    var decoder = new TextDecoder();
+    var buffer = "";
+    function pump(chunk) {
+      if (chunk.done) { lost(feed); return; }
+      buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n?/g, "\n");
+      var blocks = buffer.split("\n\n");
+      buffer = blocks.pop();
+      blocks.forEach(function (block) { dispatch(block, feed); });
+      if (feed.closed) return;
+      return reader.read().then(pump);
+    }
+    return reader.read().then(pump);
+  }
+
+  function dispatch(block, feed) {
+    var name = "message", data = [], id = "";
+    block.split("\n").forEach(function (line) {
+      var colon = line.indexOf(":");
+      if (colon <= 0) return; // a comment (keep-alive) or a bare field name
+      var field = line.slice(0, colon), value = line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") name = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") id = value;
+    });
+    if (!data.length || feed.closed) return;
+    if (name === "sent") { placeSent(JSON.parse(data.join("\n")), feed); return; }
+    feed.dispatchEvent(new MessageEvent(name, { data: data.join("\n"), lastEventId: id }));
+  }
+
+  // The turn being placed: htmx announces it (htmx:load) during the swap, and its events come
+  // from the send's response, not from a stream of its own.
+  var placing = null;
+
+  function placeSent(sent, feed) {
+    clearComposer();
+    placing = { id: sent.turn, feed: feed };
+    window.htmx.swap("#conversation", sent.html, { swapStyle: "beforeend" });
+    placing = null;
+    feed.turn = document.getElementById(sent.turn);
+    if (feed.turn) listen(feed.turn, feed);
+    following = true;
+    follow();
+  }
+
+  // The send's response ended before the reply did (a dropped connection, a proxy's timeout):
+  // follow the rest the usual way, from the last event shown.
+  function lost(feed) {
+    if (feed.closed) return;
+    feed.closed = true;
+    if (!feed.turn) {
+      showComposerError(label("labelSendFailed"), "");
+      return;
+    }
+    if (active && active.source === feed) active = null;
+    listen(feed.turn);
+  }
+
+  // Not a stream: the composer again with what to fix, a sign-in to go through, or a page
+  // that says what went wrong.
+  function answered(response, html) {
+    var redirect = response.headers.get("HX-Redirect");
+    var retarget = response.headers.get("HX-Retarget");
+    if (redirect) {
+      window.location.href = redirect;
+    } else if (retarget) {
+      window.htmx.swap(retarget, html, { swapStyle: response.headers.get("HX-Reswap") || "outerHTML" });
+    } else if (response.status === 503) {
+      window.htmx.swap("#main", html, { swapStyle: "innerHTML" });
+    } else {
+      showComposerError(label("labelSendFailed"), "");
+    }
+  }
+
+  function clearComposer() {
+    var form = composer();
+    if (!form) return;
+    form.querySelector("[data-composer-input]").value = "";
+    form.querySelector("[data-composer-error]").hidden = true;
+    var attach = form.querySelector("[data-attach]");
+    if (attach) attach.value = "";
+    var shown = form.querySelector("[data-attached]");
+    if (shown) shown.textContent = "";
   }
 
   // Translated words come from data attributes on the conversation, rendered by the template.
@@ -238,6 +365,10 @@
 
   document.addEventListener("submit", function (event) {
     if (event.target.matches("[data-stop-form]")) { event.preventDefault(); stop(); }
+    if (event.target.matches("[data-stream-send]") && window.htmx && window.ReadableStream) {
+      event.preventDefault();
+      sendStreamed(event.target);
+    }
   });
 
   document.addEventListener("change", function (event) {
@@ -247,20 +378,12 @@
     if (shown) shown.textContent = file ? file.name : "";
   });
 
-  // A sent message leaves the box; the options stay as they were for the next one. A refusal
-  // comes back as a new composer (HX-Retarget) and keeps what was typed.
+  // A new chat's first message goes with htmx, which opens the chat's page: the message leaves
+  // the box. A refusal comes back as a new composer (HX-Retarget) and keeps what was typed.
   document.addEventListener("htmx:afterRequest", function (event) {
     var xhr = event.detail.xhr;
     if (event.detail.elt.id !== "composer" || !xhr || xhr.status >= 300 || xhr.getResponseHeader("HX-Retarget")) return;
-    var form = composer();
-    form.querySelector("[data-composer-input]").value = "";
-    form.querySelector("[data-composer-error]").hidden = true;
-    var attach = form.querySelector("[data-attach]");
-    if (attach) attach.value = "";
-    var shown = form.querySelector("[data-attached]");
-    if (shown) shown.textContent = "";
-    following = true;
-    follow();
+    clearComposer();
   });
 
   document.addEventListener("htmx:load", function (event) {

@@ -225,3 +225,52 @@ LAYOUT = """() => {
     composerBottom: composer.bottom,
   };
 }"""
+
+
+def first_reply_done(page: Page) -> None:
+    page.goto("/chat/")
+    send(page, "Open the chat")
+    expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "done")
+
+
+def test_a_message_and_its_whole_reply_take_one_request(operator_page):
+    page = operator_page
+    token_delay(20)
+    first_reply_done(page)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+
+    send(page, "One request, please")
+
+    turn = page.locator("[data-turn]").last
+    expect(turn).to_have_attribute("data-status", "done")
+    assert last_reply(page).inner_text().rstrip().endswith(LAST_WORDS)
+    assert [url.split("/chat/", 1)[1] for url in asked if "/chat/" in url] == [
+        f"{ChatTurn.objects.last().session_id}/send"
+    ]
+    expect(page.get_by_label("Message")).to_have_value("")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+
+
+def test_a_send_whose_response_breaks_off_resumes_after_the_last_word_shown(operator_page):
+    page = operator_page
+    token_delay(20)
+    first_reply_done(page)
+    kept = 3
+
+    def break_off(route) -> None:
+        response = route.fetch()
+        blocks = response.body().split(b"\n\n")
+        # The retry hint, the sent turn, then the first few words only.
+        route.fulfill(response=response, body=b"\n\n".join(blocks[: 2 + kept]) + b"\n\n")
+
+    page.route("**/send", break_off)
+    resumed: list[str] = []
+    page.on("request", lambda request: "/stream" in request.url and resumed.append(request.url))
+
+    send(page, "Break off early")
+
+    expect(page.locator("[data-turn]").last).to_have_attribute("data-status", "done")
+    assert len(resumed) == 1 and resumed[0].endswith(f"?after={kept}")
+    turn = ChatTurn.objects.get(message="Break off early")
+    assert last_reply(page).inner_text().strip() == turn.reply.strip()

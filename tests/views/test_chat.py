@@ -67,15 +67,23 @@ def start_chat(client, key, message="Hello there, sandbox", **headers):
 
 
 def read_stream(client, turn, **headers) -> list[tuple[str, str, dict]]:
-    response = client.get(reverse("chat-turn-stream", args=[turn.pk]), **headers)
+    return stream_events(client.get(reverse("chat-turn-stream", args=[turn.pk]), **headers))
+
+
+def stream_events(response) -> list[tuple[str, str, dict]]:
+    """(id, event, data) of each event; the sent turn that opens a send's stream has no id."""
     assert response["Content-Type"] == "text/event-stream"
     body = b"".join(response.streaming_content).decode()
     events = []
     for block in body.split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         if "event" in fields:
-            events.append((fields["id"], fields["event"], json.loads(fields["data"])))
+            events.append((fields.get("id", ""), fields["event"], json.loads(fields["data"])))
     return events
+
+
+# What chat.js sends: the reply is read on the send request's own response.
+STREAMED = {"HTTP_HX_REQUEST": "true", "HTTP_ACCEPT": "text/event-stream"}
 
 
 def test_it_streams_a_reply_and_keeps_every_event(clients, chat_ready):
@@ -275,6 +283,67 @@ def test_htmx_send_appends_the_turn_and_only_a_fresh_idempotency_key(clients, ch
     # The composer is not rendered again: that render competed with the reader for the GIL.
     assert 'id="composer"' not in html and "<html" not in html
     read_stream(client, turn)
+
+
+def test_a_send_from_the_page_streams_its_reply_on_the_same_response(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+
+    response = client.post(
+        reverse("chat-send", args=[first.session_id]),
+        {"message": "Next one", "idempotency_key": "idem-3"},
+        **STREAMED,
+    )
+
+    events = stream_events(response)
+    turn = ChatTurn.objects.get(message="Next one")
+    (sent_id, sent, opening), *reply = events
+    assert (sent_id, sent, opening["turn"]) == ("", "sent", f"turn-{turn.pk}")
+    assert f'id="turn-{turn.pk}"' in opening["html"] and "Next one" in opening["html"]
+    key = re.search(r'<input[^>]*id="id_idempotency_key"[^>]*>', opening["html"]).group(0)
+    assert 'hx-swap-oob="true"' in key and "idem-3" not in key
+    assert [int(seq) for seq, _, _ in reply] == list(range(1, len(reply) + 1))
+    assert reply[-1][1] == "done" and f'id="turn-{turn.pk}"' in reply[-1][2]["html"]
+    turn.refresh_from_db()
+    assert turn.status == ChatTurn.Status.DONE
+    assert turn.reply == "".join(data["text"] for _, kind, data in reply if kind == "delta")
+    assert response["X-Accel-Buffering"] == "no"
+
+
+def test_a_streamed_send_that_is_refused_answers_with_the_composer(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+
+    response = client.post(
+        reverse("chat-send", args=[first.session_id]),
+        {"message": "", "idempotency_key": "idem-empty"},
+        **STREAMED,
+    )
+
+    assert response["Content-Type"].startswith("text/html")
+    assert response["HX-Retarget"] == "#composer"
+    assert "Write a message first." in response.content.decode()
+    assert ChatTurn.objects.count() == 1
+
+
+def test_a_streamed_regeneration_replaces_the_reply_and_streams_the_new_one(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    start_chat(client, chat_ready)
+    first = ChatTurn.objects.get()
+    read_stream(client, first)
+
+    response = client.post(reverse("chat-turn-regenerate", args=[first.pk]), **STREAMED)
+
+    events = stream_events(response)
+    fresh = ChatTurn.objects.exclude(pk=first.pk).get()
+    assert events[0][1] == "sent"
+    assert f'id="turn-{first.pk}" hx-swap-oob="delete"' in events[0][2]["html"]
+    assert events[-1][1] == "done" and f'id="turn-{fresh.pk}"' in events[-1][2]["html"]
+    assert list(first.session.visible_turns()) == [fresh]
 
 
 def test_regenerate_replaces_the_last_reply(clients, chat_ready):
@@ -811,14 +880,15 @@ def test_sending_a_message_asks_the_database_only_what_it_needs(
     clients, chat_ready, django_assert_max_num_queries
 ):
     """Every query before the upstream call delays the first word: the session and member,
-    the chat, its model and price, the idempotency and last-turn checks, and one transaction
-    for the grant and the writes."""
+    the chat, its model (which gives the price too), the idempotency and last-turn checks in
+    one query, and one transaction for the grant and the writes; after the call, the chat's
+    place in the list."""
     client = clients[Role.OPERATOR]
     start_chat(client, chat_ready, HTTP_HX_REQUEST="true")
     wait_for_quiet()
     session = ChatSession.objects.get()
 
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(13):
         response = client.post(
             reverse("chat-send", args=[session.pk]),
             {"message": "Once more", "idempotency_key": "idem-count"},

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 
 from rivya_dashboard.accounts.models import Invite, Role
@@ -204,3 +206,21 @@ def test_the_translation_check_catches_bare_text():
     assert untranslated('<p>Hello {% translate "World" %}</p>') == ["Hello"]
     assert untranslated('<button title="Theme">{% translate "x" %}</button>') == ["Theme"]
     assert untranslated("<p title=\"{% translate 'ok' %}\">{{ name }}</p>") == []
+
+
+@pytest.mark.django_db
+def test_a_partial_reads_neither_the_navigation_nor_the_banners(clients, members):
+    """The bar and the banners are worked out only where a page shows them; a partial swapped
+    into a page (or a chat reply's end) must not pay for them."""
+    admin = clients[Role.OWNER]
+    banner_tables = ("webhooks_failurealert", "console_balancealert")
+
+    with CaptureQueriesContext(connection) as page:
+        admin.get(reverse("chat"))
+    with CaptureQueriesContext(connection) as partial:
+        admin.get(reverse("chat"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="composer")
+
+    page_sql = " ".join(query["sql"] for query in page.captured_queries)
+    partial_sql = " ".join(query["sql"] for query in partial.captured_queries)
+    assert all(table in page_sql for table in banner_tables)
+    assert not any(table in partial_sql for table in banner_tables)
