@@ -263,23 +263,34 @@ def test_the_same_idempotency_key_sends_once(clients, chat_ready):
     assert ChatTurn.objects.filter(message="Again").count() == 1
 
 
-def test_htmx_send_appends_the_turn_and_only_a_fresh_idempotency_key(clients, chat_ready):
-    client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
+def first_turn_read(client, key) -> ChatTurn:
+    """A chat whose first reply has been read to its end."""
+    start_chat(client, key)
     first = ChatTurn.objects.get()
     read_stream(client, first)
+    return first
 
-    response = client.post(
-        reverse("chat-send", args=[first.session_id]),
-        {"message": "Next one", "idempotency_key": "idem-3"},
-        HTTP_HX_REQUEST="true",
-    )
+
+def send_next(client, first: ChatTurn, message: str, idempotency_key: str, **headers):
+    data = {"message": message, "idempotency_key": idempotency_key}
+    return client.post(reverse("chat-send", args=[first.session_id]), data, **headers)
+
+
+def assert_only_a_fresh_idempotency_key(html: str, used: str) -> None:
+    key = re.search(r'<input[^>]*id="id_idempotency_key"[^>]*>', html).group(0)
+    assert 'hx-swap-oob="true"' in key and used not in key
+
+
+def test_htmx_send_appends_the_turn_and_only_a_fresh_idempotency_key(clients, chat_ready):
+    client = clients[Role.OPERATOR]
+    first = first_turn_read(client, chat_ready)
+
+    response = send_next(client, first, "Next one", "idem-3", HTTP_HX_REQUEST="true")
 
     html = response.content.decode()
     turn = ChatTurn.objects.get(message="Next one")
     assert f'id="turn-{turn.pk}"' in html
-    key = re.search(r'<input[^>]*id="id_idempotency_key"[^>]*>', html).group(0)
-    assert 'hx-swap-oob="true"' in key and "idem-3" not in key
+    assert_only_a_fresh_idempotency_key(html, "idem-3")
     # The composer is not rendered again: that render competed with the reader for the GIL.
     assert 'id="composer"' not in html and "<html" not in html
     read_stream(client, turn)
@@ -287,23 +298,16 @@ def test_htmx_send_appends_the_turn_and_only_a_fresh_idempotency_key(clients, ch
 
 def test_a_send_from_the_page_streams_its_reply_on_the_same_response(clients, chat_ready):
     client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
-    first = ChatTurn.objects.get()
-    read_stream(client, first)
+    first = first_turn_read(client, chat_ready)
 
-    response = client.post(
-        reverse("chat-send", args=[first.session_id]),
-        {"message": "Next one", "idempotency_key": "idem-3"},
-        **STREAMED,
-    )
+    response = send_next(client, first, "Next one", "idem-3", **STREAMED)
 
     events = stream_events(response)
     turn = ChatTurn.objects.get(message="Next one")
     (sent_id, sent, opening), *reply = events
     assert (sent_id, sent, opening["turn"]) == ("", "sent", f"turn-{turn.pk}")
     assert f'id="turn-{turn.pk}"' in opening["html"] and "Next one" in opening["html"]
-    key = re.search(r'<input[^>]*id="id_idempotency_key"[^>]*>', opening["html"]).group(0)
-    assert 'hx-swap-oob="true"' in key and "idem-3" not in key
+    assert_only_a_fresh_idempotency_key(opening["html"], "idem-3")
     assert [int(seq) for seq, _, _ in reply] == list(range(1, len(reply) + 1))
     assert reply[-1][1] == "done" and f'id="turn-{turn.pk}"' in reply[-1][2]["html"]
     turn.refresh_from_db()
@@ -314,15 +318,9 @@ def test_a_send_from_the_page_streams_its_reply_on_the_same_response(clients, ch
 
 def test_a_streamed_send_that_is_refused_answers_with_the_composer(clients, chat_ready):
     client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
-    first = ChatTurn.objects.get()
-    read_stream(client, first)
+    first = first_turn_read(client, chat_ready)
 
-    response = client.post(
-        reverse("chat-send", args=[first.session_id]),
-        {"message": "", "idempotency_key": "idem-empty"},
-        **STREAMED,
-    )
+    response = send_next(client, first, "", "idem-empty", **STREAMED)
 
     assert response["Content-Type"].startswith("text/html")
     assert response["HX-Retarget"] == "#composer"
@@ -332,9 +330,7 @@ def test_a_streamed_send_that_is_refused_answers_with_the_composer(clients, chat
 
 def test_a_streamed_regeneration_replaces_the_reply_and_streams_the_new_one(clients, chat_ready):
     client = clients[Role.OPERATOR]
-    start_chat(client, chat_ready)
-    first = ChatTurn.objects.get()
-    read_stream(client, first)
+    first = first_turn_read(client, chat_ready)
 
     response = client.post(reverse("chat-turn-regenerate", args=[first.pk]), **STREAMED)
 
