@@ -169,7 +169,6 @@ class ReplyReader:
             completion_id=str(event.data.get("id") or "")[:64], request_id=request_id[:64]
         )
         self.live.started.set()
-        LIVE.wake.set()
         # The stream may run for minutes and needs the database again only at its end.
         hand_back_connection()
 
@@ -178,9 +177,9 @@ class ReplyReader:
         first = self.seq == 1
         self.live.publish(Frame(self.seq, kind, text), **fields)
         if first:
-            # The first words are what a person waits for: save them now, not at the next tick.
+            # Saved at the saver's next tick, like the rest: a write now would take the GIL just
+            # as this process's streams relay the first words, which are what a person waits for.
             self.live.started.set()
-            LIVE.wake.set()
 
     def done(self, data: dict) -> None:
         message = data.get("message") if isinstance(data.get("message"), dict) else {}
