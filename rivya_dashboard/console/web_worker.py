@@ -6,6 +6,7 @@ is the §3.1 JSON envelope with a request id, and a browser never sends one; so 
 JSON for every path.
 """
 
+import gc
 import json
 import secrets
 import string
@@ -58,3 +59,10 @@ def child_exit(server, worker) -> None:
     """gunicorn's hook when a web process ends: its live gauges no longer count. Only `serve`
     runs gunicorn with this module, and it always names the metrics directory first."""
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """gunicorn's hook once a web process has loaded Django: what is loaded by now lives as long
+    as the process, so the garbage collector's full passes need not walk it again and again
+    (each such pass holds the GIL, and with it every open chat stream)."""
+    gc.freeze()

@@ -4,6 +4,7 @@ The supervisor's rules are tested first on small stand-in processes. The server 
 server (starting it migrates a fresh database); the SIGTERM test stops it, so it comes last.
 """
 
+import gc
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rivya_dashboard.console import web_worker
 from rivya_dashboard.console.supervise import STABLE_SECONDS, Child, Supervisor
 from tests.conftest import OWN_SQLITE_ONLY, subprocess_env
 from tests.served import ROOT, Served, free_port, get
@@ -293,3 +295,14 @@ def test_it_stops_every_process_on_sigterm(served):
     assert "Stopped" in served.output()
     assert not wait_until_gone(pids, timeout=5)
     assert_port_free(served.port)
+
+
+def test_a_web_process_keeps_what_it_loaded_out_of_full_collections():
+    """Full garbage collections hold the GIL, and with it every open chat stream; once Django is
+    loaded, a web process freezes what it holds so those passes skip it."""
+    gc.unfreeze()
+    try:
+        web_worker.post_worker_init(None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
