@@ -232,8 +232,9 @@ def read(response: requests.Response, started: float, final: set[str]) -> Readin
             reader_ttft = float(found.group(1)) if found else 0.0
             break
     response.close()
-    reading = Reading(ttft, previous, first_byte, max_gap, finished, send=sent)
-    reading.reader_ttft = reader_ttft
+    reading = Reading(
+        ttft, previous, first_byte, max_gap, finished, send=sent, reader_ttft=reader_ttft
+    )
     reading.session_id = session_id
     return reading
 

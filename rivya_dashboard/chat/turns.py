@@ -68,16 +68,25 @@ def do_attach(user: User, key: ApiKey | None, image: UploadedFile | None) -> lis
 
 
 def do_start_chat(
-    user: User, key: ApiKey, model_id: str, message: str, options: dict, idempotency_key: str
+    user: User,
+    key: ApiKey,
+    model: CatalogueModel,
+    message: str,
+    options: dict,
+    idempotency_key: str,
 ) -> ChatTurn:
+    """`model` is the catalogue entry the new-chat form picked (its price comes with it)."""
     existing = ChatTurn.objects.filter(idempotency_key=idempotency_key, created_by=user).first()
     if existing is not None:
         return existing
     session = ChatSession.objects.create(
-        created_by=user, api_key=key, key_label=key.label, model=model_id, title=title_from(message)
+        created_by=user,
+        api_key=key,
+        key_label=key.label,
+        model=model.model_id,
+        title=title_from(message),
     )
     try:
-        model = catalogue_model(model_id)
         return do_send_turn(user, session, model, message, options, idempotency_key)
     except TurnRefused:
         # A chat whose first message was refused holds nothing worth keeping; the ledger has it.

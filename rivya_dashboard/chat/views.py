@@ -20,6 +20,7 @@ from rivya_dashboard.chat.models import ChatSession, ChatTurn, new_idempotency_k
 from rivya_dashboard.chat.relay import LIVE, LiveTurn, tail, wait_written
 from rivya_dashboard.chat.turns import (
     TurnRefused,
+    catalogue_model,
     do_attach,
     do_await_start,
     do_regenerate,
@@ -27,7 +28,6 @@ from rivya_dashboard.chat.turns import (
     do_send_turn,
     do_start_chat,
 )
-from rivya_dashboard.console.models import CatalogueModel
 from rivya_dashboard.rivya.errors import RivyaError
 from rivya_dashboard.vault.grants import GrantRefused, usable_keys
 from rivya_dashboard.vault.models import Action
@@ -64,7 +64,7 @@ def may_write(request: HttpRequest, session: ChatSession | None) -> bool:
 
 
 def turn_form(model_id: str, data: dict | None = None, files: dict | None = None) -> TurnForm:
-    return TurnForm(data, files, model=CatalogueModel.objects.filter(model_id=model_id).first())
+    return TurnForm(data, files, model=catalogue_model(model_id))
 
 
 def new_chat_form(
@@ -130,7 +130,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
             turn = do_start_chat(
                 request.user,
                 data["key"],
-                data["model"],
+                form.model,
                 data["message"],
                 {**form.options(), "attachments": attachments},
                 data["idempotency_key"],
